@@ -107,7 +107,6 @@ type Dataset struct {
 	Rules  map[string]ColumnRule `json:"-"`
 	Checks *Checks               `json:"checks,omitempty"`
 	PII    []string              `json:"pii,omitempty"`
-	Split  map[string]float64    `json:"split,omitempty"`
 }
 
 // Source is where a dataset's data comes from.
