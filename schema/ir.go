@@ -103,7 +103,7 @@ type Dataset struct {
 	// Schema maps a column to its constraint as CUE source text (e.g.
 	// "int & >=0"); Rules holds the same constraints compiled for the
 	// runtime's row validator.
-	Schema map[string]string     `json:"schema,omitempty"`
+	Schema map[string]string     `json:"schema,omitempty" weir:"constraint"`
 	Rules  map[string]ColumnRule `json:"-"`
 	Checks *Checks               `json:"checks,omitempty"`
 	PII    []string              `json:"pii,omitempty"`
@@ -200,7 +200,7 @@ type Model struct {
 	From        string `json:"from"`
 	// Gates maps a metric to its constraint as CUE source text; GateRules
 	// holds them compiled.
-	Gates     map[string]string     `json:"gates,omitempty"`
+	Gates     map[string]string     `json:"gates,omitempty" weir:"constraint"`
 	GateRules map[string]ColumnRule `json:"-"`
 	Approval  *Approval             `json:"approval,omitempty"`
 	// Aliases maps an alias to a version number or "latest".

@@ -1,0 +1,207 @@
+// Package load turns a project folder into the IR: it loads the spec's CUE
+// package (with a cue.mod module and its imports), unifies it with the
+// embedded schema, and decodes the result into a schema.Project together with
+// a SourceMap. It is the only package of Weir that imports cuelang.org/go.
+//
+// Every problem a user can cause comes back as diag.Diagnostics with
+// file:line:col positions relative to the project folder; load never prints.
+package load
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	cueload "cuelang.org/go/cue/load"
+
+	"weir.dev/weir/internal/diag"
+	"weir.dev/weir/schema"
+)
+
+// SchemaImportPath is the import path under which a spec can import the
+// schema's definitions: import "weir.dev/schema".
+const SchemaImportPath = "weir.dev/schema"
+
+// Options tune Load.
+type Options struct {
+	// CacheDir, when set, holds evaluation results keyed by the content of
+	// the spec files, so an unchanged spec is not evaluated again.
+	CacheDir string
+}
+
+// Result is a loaded spec.
+type Result struct {
+	// Dir is the project folder, absolute.
+	Dir string
+	// Files are the spec files read, relative to Dir, sorted.
+	Files []string
+	// Project is the decoded IR; nil when loading failed.
+	Project *schema.Project
+	// Sources maps field paths to where they are written.
+	Sources schema.SourceMap
+	// SpecHash is the digest of the IR: formatting and comments do not
+	// change it.
+	SpecHash string
+	// Cached reports whether the evaluation came from the cache.
+	Cached bool
+}
+
+// Load reads the spec in dir. The result is nil only when diagnostics hold an
+// error that left nothing to decode; otherwise the result and the
+// diagnostics are both returned, so a caller can report every error at once.
+func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnostics) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, diag.Diagnostics{diag.Errorf("load", "", nil, "cannot resolve %s: %v", dir, err)}
+	}
+	files, diags := specFiles(abs)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	res := &Result{Dir: abs, Files: files}
+
+	var key string
+	if opts.CacheDir != "" {
+		key, err = cacheKey(abs, files)
+		if err == nil {
+			if c, ok := readCache(opts.CacheDir, key); ok {
+				res.Project, res.Sources, res.SpecHash, res.Cached = c.Project, c.Sources, c.SpecHash, true
+				return res, nil
+			}
+		}
+	}
+
+	p, sm, diags := evaluate(abs)
+	if p == nil || diags.HasErrors() {
+		return nil, diags
+	}
+	res.Project, res.Sources = p, sm
+	res.SpecHash = HashProject(p)
+	if key != "" {
+		writeCache(opts.CacheDir, key, res) // a cache write failure only costs time later
+	}
+	return res, diags
+}
+
+// HashProject is the digest of the IR's canonical JSON (sorted keys), the
+// spec hash recorded in plans.
+func HashProject(p *schema.Project) string {
+	b, _ := json.Marshal(p) // the IR is plain data: Marshal cannot fail
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// specFiles lists the .cue files of the project folder (not cue.mod).
+func specFiles(dir string) ([]string, diag.Diagnostics) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "project folder %s: %v", dir, errText(err))}
+	}
+	if !st.IsDir() {
+		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "%s is not a folder: give the project folder holding weir.cue", dir)}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "reading %s: %v", dir, errText(err))}
+	}
+	var files []string
+	for _, e := range ents {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".cue") {
+			files = append(files, e.Name())
+		}
+	}
+	if len(files) == 0 {
+		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "no weir.cue (or any .cue file) in %s: run `weir init` to create one", dir)}
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+func errText(err error) string {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+var (
+	schemaOnce  sync.Once
+	schemaCtx   *cue.Context
+	projectDef  cue.Value
+	schemaDiags diag.Diagnostics
+)
+
+// compiledSchema compiles the embedded schema once per process.
+func compiledSchema() (*cue.Context, cue.Value, diag.Diagnostics) {
+	schemaOnce.Do(func() {
+		schemaCtx = cuecontext.New()
+		v := schemaCtx.CompileBytes(schema.CUE, cue.Filename(SchemaImportPath+"/weir.cue"))
+		if err := v.Err(); err != nil {
+			schemaDiags = diag.Diagnostics{diag.Errorf("internal", "", nil, "the embedded schema does not compile: %v", err)}
+			return
+		}
+		projectDef = v.LookupPath(cue.ParsePath("#Project"))
+	})
+	return schemaCtx, projectDef, schemaDiags
+}
+
+// evaluate loads, unifies with the schema, validates and decodes.
+func evaluate(dir string) (*schema.Project, schema.SourceMap, diag.Diagnostics) {
+	ctx, def, diags := compiledSchema()
+	if diags != nil {
+		return nil, nil, diags
+	}
+	overlay := map[string]cueload.Source{
+		filepath.Join(dir, "cue.mod", "pkg", SchemaImportPath, "weir.cue"): cueload.FromBytes(schema.CUE),
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cue.mod", "module.cue")); err != nil {
+		overlay[filepath.Join(dir, "cue.mod", "module.cue")] = cueload.FromString(
+			"module: \"weir.dev/project\"\nlanguage: version: \"v0.17.0\"\n")
+	}
+	cfg := &cueload.Config{Dir: dir, Overlay: overlay}
+	insts := cueload.Instances([]string{"."}, cfg)
+	if len(insts) == 0 {
+		return nil, nil, diag.Diagnostics{diag.Errorf("load", "", nil, "no CUE package in %s", dir)}
+	}
+	inst := insts[0]
+	conv := &converter{dir: dir}
+	if inst.Err != nil {
+		return nil, nil, conv.fromCUE(inst.Err, nil)
+	}
+	v := ctx.BuildInstance(inst)
+	if err := v.Err(); err != nil {
+		return nil, nil, conv.fromCUE(err, nil)
+	}
+	sm := sourceMap(dir, inst)
+	u := def.Unify(v)
+	// Validate finds conflicts, closedness and bounds; incomplete values
+	// under column schemas and gates are constraints by design.
+	conv.root, conv.sm = &u, sm
+	if err := u.Validate(cue.Concrete(true), cue.Final()); err != nil {
+		diags = append(diags, conv.fromCUE(err, constraintPath)...)
+	}
+	d := &decoder{conv: conv, sm: sm, root: u}
+	var p schema.Project
+	d.decode(u, "", reflectValue(&p))
+	diags = append(diags, d.diags...)
+	diags = diags.Dedup()
+	diags.Sort()
+	if diags.HasErrors() {
+		return nil, sm, diags
+	}
+	return &p, sm, diags
+}
+
+// constraintPath reports whether a path holds CUE constraints by design
+// (column schemas and gates), where an incomplete value is expected.
+func constraintPath(path []string) bool {
+	return len(path) >= 4 && ((path[0] == "datasets" && path[2] == "schema") || (path[0] == "models" && path[2] == "gates"))
+}
