@@ -1,0 +1,17 @@
+//go:build unix
+
+package artifact
+
+import (
+	"errors"
+	"syscall"
+)
+
+// processAlive reports whether a process with this pid runs on this machine.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// isSyncUnsupported reports a file system that cannot sync folders.
+func isSyncUnsupported(err error) bool { return errors.Is(err, syscall.EINVAL) }
