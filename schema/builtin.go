@@ -41,12 +41,15 @@ type SelectConfig struct {
 
 // RegisterConfig creates a model version and checks its gates.
 type RegisterConfig struct {
-	Model     string                `json:"model"`
-	Gates     map[string]ColumnRule `json:"gates,omitempty"`
-	Approval  *Approval             `json:"approval,omitempty"`
-	Training  string                `json:"training"`
-	Datasets  []string              `json:"datasets,omitempty"`
-	Objective *Objective            `json:"objective,omitempty"`
+	Model    string                `json:"model"`
+	Gates    map[string]ColumnRule `json:"gates,omitempty"`
+	Approval *Approval             `json:"approval,omitempty"`
+	Training string                `json:"training"`
+	Datasets []string              `json:"datasets,omitempty"`
+	// Evaluation is the address of the evaluate step whose metrics the
+	// gates read first (then the chosen trial's).
+	Evaluation string     `json:"evaluation,omitempty"`
+	Objective  *Objective `json:"objective,omitempty"`
 }
 
 // DeployConfig deploys a model version to a serving endpoint.

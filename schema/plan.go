@@ -106,6 +106,10 @@ type Step struct {
 	Config json.RawMessage `json:"config,omitempty"`
 	// CacheKey is the sha256 of everything that can change the outputs.
 	CacheKey string `json:"cache_key"`
+	// KeyParts are the digests the key is made of, by component ("code",
+	// "params", "command", "input:features" ...), so a plan can say what
+	// changed since the last run.
+	KeyParts map[string]string `json:"key_parts,omitempty"`
 	// NoCache steps always run (deploys, approvals).
 	NoCache bool   `json:"no_cache,omitempty"`
 	Action  Action `json:"action"`

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"weir.dev/weir/cmd/weir/internal/view"
+	"weir.dev/weir/compiler"
+	"weir.dev/weir/plugins/local"
+	"weir.dev/weir/schema"
+)
+
+type planFlags struct {
+	out          string
+	json         bool
+	detailedExit bool
+	targets      []string
+	replace      []string
+	trace        bool
+}
+
+func newPlanCmd() *cobra.Command {
+	var f planFlags
+	cmd := &cobra.Command{
+		Use:   "plan [DIR]",
+		Short: "Show what apply would run, reuse and change, and why",
+		Long: `Plan compiles the spec in DIR (default .) and compares it with the state:
+  ↻ run      the step executes (the reason says why)
+  = cached   a verified result is reused
+  + create   a resource is created (deployments, schedules, aliases)
+  ~ update   a resource changes in place
+  - delete   a resource goes away
+Exit codes with -detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPlan(cmd, projectDir(args), f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.out, "out", "o", "", "write the plan file to `FILE` for weir apply")
+	fl.BoolVar(&f.json, "json", false, "print the plan as JSON")
+	fl.BoolVar(&f.detailedExit, "detailed-exitcode", false, "exit 2 when the plan has changes, 0 when none")
+	fl.StringSliceVar(&f.targets, "target", nil, "plan only `ADDR` and what it needs (repeatable)")
+	fl.StringSliceVar(&f.replace, "replace", nil, "run `ADDR` again even if cached (repeatable)")
+	fl.BoolVar(&f.trace, "trace", false, "print the time each compiler pass takes")
+	return cmd
+}
+
+// compileOptions are the options every command that compiles uses.
+func compileOptions(dir string) compiler.Options {
+	return compiler.Options{
+		Dir:         dir,
+		CacheDir:    weirDir(dir) + "/cache",
+		WeirVersion: Version,
+		Lower:       lower,
+	}
+}
+
+// lower hands each step to its backend's lowering. Only the local backend
+// is built in so far.
+func lower(backend string, s *schema.Step) (json.RawMessage, error) {
+	return local.Lower(s)
+}
+
+// traceTo prints each compiler pass's duration to stderr.
+func traceTo(cmd *cobra.Command) func(string, time.Duration) {
+	return func(pass string, d time.Duration) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "pass %-8s %v\n", pass, d.Round(time.Microsecond))
+	}
+}
+
+func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
+	opts := compileOptions(dir)
+	opts.Targets, opts.Replace = f.targets, f.replace
+	if f.trace {
+		opts.Trace = traceTo(cmd)
+	}
+	res, ds := compiler.Compile(cmd.Context(), opts)
+	if ds.HasErrors() {
+		return fail(cmd.ErrOrStderr(), ds)
+	}
+	warn(cmd.ErrOrStderr(), ds)
+	p := res.Plan
+	data, err := p.Encode()
+	if err != nil {
+		return err
+	}
+	if f.out != "" {
+		if err := os.WriteFile(f.out, data, 0o644); err != nil {
+			return fmt.Errorf("writing plan file: %w", err)
+		}
+	}
+	out := cmd.OutOrStdout()
+	if f.json {
+		out.Write(data)
+	} else {
+		view.Plan(out, p)
+		if f.out != "" {
+			fmt.Fprintf(out, "\nSaved the plan to %s. Apply exactly this plan with:\n  weir apply %s\n", f.out, f.out)
+		}
+	}
+	if f.detailedExit && p.HasChanges() {
+		return exitError{2}
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+// Package cli holds Weir's commands. Each command parses its flags, calls
+// one library function and hands the result to a view; no command holds
+// logic of its own beyond wiring.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"weir.dev/weir/cmd/weir/internal/view"
+	"weir.dev/weir/internal/diag"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = "v0.1.0-dev"
+
+// exitError carries an exit code through cobra; its message, if any, has
+// been printed already.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// Main runs the CLI with os.Args and returns the process exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// Run runs the CLI with args and returns the exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "error:", err)
+	return 1
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "weir",
+		Short: "Weir compiles declarative ML pipelines into plans and applies them",
+		Long: `Weir validates a project's weir.cue, checks it against policies, compiles
+it into a plan you can review, and applies it on local processes, Docker,
+Kubernetes or batch services.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		newInitCmd(), newFmtCmd(), newValidateCmd(), newPlanCmd(), newGraphCmd(), newVersionCmd(),
+	)
+	return root
+}
+
+// projectDir resolves the optional DIR argument.
+func projectDir(args []string) string {
+	if len(args) > 0 {
+		return args[0]
+	}
+	return "."
+}
+
+// weirDir is the project's .weir folder (state, artifacts, caches).
+func weirDir(dir string) string { return filepath.Join(dir, ".weir") }
+
+// fail prints diagnostics and returns the exit error for them.
+func fail(w io.Writer, ds diag.Diagnostics) error {
+	view.Diagnostics(w, ds)
+	return exitError{1}
+}
+
+// warn prints the warnings among diagnostics.
+func warn(w io.Writer, ds diag.Diagnostics) {
+	var ws diag.Diagnostics
+	for _, d := range ds {
+		if d.Severity != diag.Error {
+			ws = append(ws, d)
+		}
+	}
+	if len(ws) > 0 {
+		view.Diagnostics(w, ws)
+	}
+}

@@ -1,0 +1,410 @@
+// Package compiler is Weir's pass list: load, graph, resolve, policy, lower
+// and diff, run in order over one project to produce a plan. Each pass has
+// one job and a name; the driver can trace them and tests can stop after any.
+// The compiler reads state only through the State interface and never
+// prints.
+package compiler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"weir.dev/weir/compiler/graph"
+	"weir.dev/weir/compiler/load"
+	"weir.dev/weir/internal/diag"
+	"weir.dev/weir/schema"
+)
+
+// State is what the plan's diff reads of the state. EmptyState is the state
+// of a project that never ran.
+type State interface {
+	// Serial is the state's change counter, recorded in the plan.
+	Serial() int64
+	// Lookup reports whether a successful result for the cache key exists
+	// with its artifacts intact. When it does not, reason may say why a
+	// result that existed cannot be used ("artifact model is missing").
+	Lookup(key string) (hit bool, reason string)
+	// LastKeyParts returns the key parts of the last successful execution at
+	// an address, so the plan can say what changed.
+	LastKeyParts(address string) (map[string]string, bool)
+	// Alias returns the version an alias of a model points at.
+	Alias(model, alias string) (version int, ok bool)
+}
+
+// EmptyState is a State with nothing in it.
+type EmptyState struct{}
+
+func (EmptyState) Serial() int64                                 { return 0 }
+func (EmptyState) Lookup(string) (bool, string)                  { return false, "" }
+func (EmptyState) LastKeyParts(string) (map[string]string, bool) { return nil, false }
+func (EmptyState) Alias(string, string) (int, bool)              { return 0, false }
+
+// Lowerer turns a step into a backend's native task, shown in the plan.
+type Lowerer func(backend string, s *schema.Step) (json.RawMessage, error)
+
+// PolicyFunc evaluates policies over the project and the plan.
+type PolicyFunc func(ctx context.Context, ld *load.Result, p *schema.Plan) ([]schema.Finding, diag.Diagnostics)
+
+// Options configure Compile.
+type Options struct {
+	// Dir is the project folder.
+	Dir string
+	// Targets restrict the plan to these addresses and what they need.
+	Targets []string
+	// Replace forces these addresses to run even when cached.
+	Replace []string
+	// State is read by the diff; nil means EmptyState.
+	State State
+	// CacheDir caches the evaluation of an unchanged spec (.weir/cache).
+	CacheDir string
+	// WeirVersion is recorded in the plan.
+	WeirVersion string
+	// Lower, when set, lowers each step for its backend.
+	Lower Lowerer
+	// Policy, when set, evaluates policies.
+	Policy PolicyFunc
+	// LockHash is the digest of weir.lock, recorded in the plan.
+	LockHash string
+	// StopAfter ends the pass list after the named pass (tests, `weir
+	// validate`).
+	StopAfter string
+	// Trace, when set, is called after each pass with its duration.
+	Trace func(pass string, d time.Duration)
+}
+
+// Result holds what the passes produced; fields are nil past a failure.
+type Result struct {
+	Load  *load.Result
+	Graph *graph.Graph
+	Plan  *schema.Plan
+}
+
+type pass struct {
+	name string
+	run  func(ctx context.Context, c *compilation) diag.Diagnostics
+}
+
+// Passes are the compiler's passes, in order.
+var Passes = []pass{
+	{"load", passLoad},
+	{"graph", passGraph},
+	{"policy", passPolicy},
+	{"lower", passLower},
+	{"diff", passDiff},
+}
+
+type compilation struct {
+	opts Options
+	res  *Result
+}
+
+// Compile runs the passes and returns what they produced with every
+// diagnostic. The plan is set only when no pass reported an error.
+func Compile(ctx context.Context, opts Options) (*Result, diag.Diagnostics) {
+	if opts.State == nil {
+		opts.State = EmptyState{}
+	}
+	c := &compilation{opts: opts, res: &Result{}}
+	var all diag.Diagnostics
+	for _, p := range Passes {
+		start := time.Now()
+		ds := p.run(ctx, c)
+		if opts.Trace != nil {
+			opts.Trace(p.name, time.Since(start))
+		}
+		all = append(all, ds...)
+		if ds.HasErrors() {
+			c.res.Plan = nil
+			return c.res, all
+		}
+		if err := ctx.Err(); err != nil {
+			return c.res, append(all, diag.Errorf("cancelled", "", nil, "compilation cancelled"))
+		}
+		if p.name == opts.StopAfter {
+			break
+		}
+	}
+	return c.res, all
+}
+
+func passLoad(ctx context.Context, c *compilation) diag.Diagnostics {
+	ld, ds := load.Load(ctx, c.opts.Dir, load.Options{CacheDir: c.opts.CacheDir})
+	c.res.Load = ld
+	return ds
+}
+
+func passGraph(ctx context.Context, c *compilation) diag.Diagnostics {
+	g, ds := graph.Build(c.res.Load.Project, c.res.Load.Sources, graph.Options{Dir: c.res.Load.Dir})
+	if ds.HasErrors() {
+		return ds
+	}
+	c.res.Graph = g
+	p := &schema.Plan{
+		FormatVersion: schema.PlanFormatVersion,
+		WeirVersion:   c.opts.WeirVersion,
+		Project:       c.res.Load.Project.Project,
+		SpecHash:      c.res.Load.SpecHash,
+		LockHash:      c.opts.LockHash,
+		StateSerial:   c.opts.State.Serial(),
+		Steps:         g.Steps,
+		Changes:       g.Changes,
+	}
+	ds = append(ds, selectTargets(p, c.opts.Targets, c.res.Load.Sources)...)
+	c.res.Plan = p
+	return ds
+}
+
+func passPolicy(ctx context.Context, c *compilation) diag.Diagnostics {
+	if c.opts.Policy == nil {
+		return nil
+	}
+	findings, ds := c.opts.Policy(ctx, c.res.Load, c.res.Plan)
+	c.res.Plan.Findings = findings
+	return ds
+}
+
+func passLower(ctx context.Context, c *compilation) diag.Diagnostics {
+	if c.opts.Lower == nil {
+		return nil
+	}
+	var ds diag.Diagnostics
+	for _, s := range c.res.Plan.Steps {
+		if s.Run == nil {
+			continue // builtin steps run in weir; deploys go through Deploy
+		}
+		t, err := c.opts.Lower(s.Backend, s)
+		if err != nil {
+			ds = append(ds, diag.Diagnostic{Severity: diag.Error, Code: "lower", Address: s.Address, Range: s.Source,
+				Summary: fmt.Sprintf("%s: backend %s cannot run this step: %v", s.Address, s.Backend, err)})
+			continue
+		}
+		s.Task = t
+	}
+	return ds
+}
+
+// matches reports whether a step or change address falls under target: the
+// address itself, its element, or anything below it.
+func matches(addr, element, target string) bool {
+	return addr == target || element == target ||
+		strings.HasPrefix(addr, target+".") || strings.HasPrefix(addr, target+"[")
+}
+
+// selectTargets keeps the targeted steps and everything they need.
+func selectTargets(p *schema.Plan, targets []string, sm schema.SourceMap) diag.Diagnostics {
+	if len(targets) == 0 {
+		return nil
+	}
+	sort.Strings(targets)
+	p.Targets = targets
+	byAddr := map[string]*schema.Step{}
+	for _, s := range p.Steps {
+		byAddr[s.Address] = s
+	}
+	keep := map[string]bool{}
+	var mark func(a string)
+	mark = func(a string) {
+		if keep[a] {
+			return
+		}
+		keep[a] = true
+		for _, n := range byAddr[a].Needs {
+			mark(n)
+		}
+	}
+	var ds diag.Diagnostics
+	var all []string
+	for _, s := range p.Steps {
+		all = append(all, s.Address)
+	}
+	for _, t := range targets {
+		found := false
+		for _, s := range p.Steps {
+			if matches(s.Address, s.Element, t) {
+				mark(s.Address)
+				found = true
+			}
+		}
+		for _, ch := range p.Changes {
+			if matches(ch.Address, "", t) {
+				found = true
+			}
+		}
+		if !found {
+			cands := append([]string{}, all...)
+			for _, s := range p.Steps {
+				cands = append(cands, s.Element)
+			}
+			ds = append(ds, diag.Errorf("bad-target", t, nil, "--target %s matches no step or resource%s", t, diag.DidYouMean(t, cands)))
+		}
+	}
+	var steps []*schema.Step
+	for _, s := range p.Steps {
+		if keep[s.Address] {
+			steps = append(steps, s)
+		}
+	}
+	p.Steps = steps
+	var changes []*schema.Change
+	for _, ch := range p.Changes {
+		ok := false
+		for _, t := range targets {
+			if matches(ch.Address, "", t) {
+				ok = true
+			}
+		}
+		if ok {
+			changes = append(changes, ch)
+		}
+	}
+	p.Changes = changes
+	return ds
+}
+
+// passDiff decides each step's action against the state, with a reason.
+func passDiff(ctx context.Context, c *compilation) diag.Diagnostics {
+	p := c.res.Plan
+	st := c.opts.State
+	var ds diag.Diagnostics
+	replace := c.opts.Replace
+	sort.Strings(replace)
+	p.Replace = replace
+	for _, r := range replace {
+		found := false
+		for _, s := range p.Steps {
+			if matches(s.Address, s.Element, r) {
+				found = true
+			}
+		}
+		if !found {
+			ds = append(ds, diag.Errorf("bad-target", r, nil, "-replace %s matches no step in the plan", r))
+		}
+	}
+	runs := map[string]string{} // address -> why it runs, for downstream reasons
+	for _, s := range p.Steps {
+		s.Action, s.Reason = decide(s, st, replace, runs)
+		if s.Action == schema.ActionRun {
+			runs[s.Address] = s.Reason
+		}
+	}
+	for _, ch := range p.Changes {
+		ch.Action = schema.ActionCreate
+		if ch.Type == "alias" {
+			model, alias := aliasOf(ch.Address)
+			if v, ok := st.Alias(model, alias); ok {
+				ch.Before = fmt.Sprintf("v%d", v)
+				ch.Action = schema.ActionUpdate
+				if ch.After == ch.Before {
+					ch.Action = schema.ActionNoop
+				}
+				if ch.After == "latest" {
+					ch.Reason = "moves to the newest version that passes its gates, if newer"
+					ch.Action = schema.ActionNoop
+					for _, n := range ch.Needs {
+						if _, ok := runs[n]; ok {
+							ch.Action = schema.ActionUpdate
+						}
+					}
+				}
+			}
+		}
+	}
+	p.Tally()
+	return ds
+}
+
+// aliasOf splits "models.m.alias[prod]" into ("m", "prod").
+func aliasOf(addr string) (string, string) {
+	rest := strings.TrimPrefix(addr, "models.")
+	model, alias, _ := strings.Cut(rest, ".alias[")
+	return model, strings.TrimSuffix(alias, "]")
+}
+
+func decide(s *schema.Step, st State, replace []string, runs map[string]string) (schema.Action, string) {
+	for _, r := range replace {
+		if matches(s.Address, s.Element, r) {
+			return schema.ActionRun, "replace requested (-replace " + r + ")"
+		}
+	}
+	switch s.Kind {
+	case "deploy", "canary":
+		return schema.ActionCreate, fmt.Sprintf("deploy %s", trafficOf(s))
+	case "monitor":
+		return schema.ActionCreate, "start monitoring"
+	}
+	if s.NoCache {
+		r := s.Reason
+		if r == "" {
+			r = "always runs"
+		}
+		return schema.ActionRun, r
+	}
+	for _, n := range s.Needs {
+		if why, ok := runs[n]; ok && strings.HasPrefix(why, "replace requested") {
+			return schema.ActionRun, "upstream " + n + " runs again"
+		}
+	}
+	hit, why := st.Lookup(s.CacheKey)
+	if hit {
+		return schema.ActionCached, "result reused"
+	}
+	if why != "" {
+		return schema.ActionRun, why
+	}
+	prev, ok := st.LastKeyParts(s.Address)
+	if !ok {
+		return schema.ActionRun, "never run"
+	}
+	return schema.ActionRun, changedParts(s, prev)
+}
+
+func trafficOf(s *schema.Step) string {
+	var cfg schema.DeployConfig
+	_ = json.Unmarshal(s.Config, &cfg)
+	return fmt.Sprintf("%s at %d%% traffic", cfg.Model, cfg.Weight)
+}
+
+// changedParts explains a cache miss by the key parts that differ from the
+// last run at the same address.
+func changedParts(s *schema.Step, prev map[string]string) string {
+	var changed []string
+	keys := make([]string, 0, len(s.KeyParts))
+	for k := range s.KeyParts {
+		keys = append(keys, k)
+	}
+	for k := range prev {
+		if _, ok := s.KeyParts[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if s.KeyParts[k] == prev[k] {
+			continue
+		}
+		switch {
+		case k == "code" && s.Run != nil:
+			changed = append(changed, "code "+filepath.ToSlash(s.Run.Code)+" changed")
+		case strings.HasPrefix(k, "input:"):
+			name := strings.TrimPrefix(k, "input:")
+			from := ""
+			for _, in := range s.Inputs {
+				if in.Name == name {
+					from = " (" + in.Step + ")"
+				}
+			}
+			changed = append(changed, "input "+name+from+" changed")
+		default:
+			changed = append(changed, k+" changed")
+		}
+	}
+	if len(changed) == 0 {
+		return "previous result is gone"
+	}
+	return strings.Join(changed, ", ")
+}
