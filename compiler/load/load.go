@@ -79,7 +79,7 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		}
 	}
 
-	p, sm, diags := evaluate(abs)
+	p, sm, diags := evaluate(abs, files)
 	if p == nil || diags.HasErrors() {
 		return nil, diags
 	}
@@ -154,7 +154,7 @@ func compiledSchema() (*cue.Context, cue.Value, diag.Diagnostics) {
 }
 
 // evaluate loads, unifies with the schema, validates and decodes.
-func evaluate(dir string) (*schema.Project, schema.SourceMap, diag.Diagnostics) {
+func evaluate(dir string, files []string) (*schema.Project, schema.SourceMap, diag.Diagnostics) {
 	ctx, def, diags := compiledSchema()
 	if diags != nil {
 		return nil, nil, diags
@@ -167,7 +167,13 @@ func evaluate(dir string) (*schema.Project, schema.SourceMap, diag.Diagnostics) 
 			"module: \"weir.dev/project\"\nlanguage: version: \"v0.17.0\"\n")
 	}
 	cfg := &cueload.Config{Dir: dir, Overlay: overlay}
-	insts := cueload.Instances([]string{"."}, cfg)
+	// The files are named one by one so a spec needs no package clause;
+	// when they have one it must be the same in all of them.
+	args := make([]string, len(files))
+	for i, f := range files {
+		args[i] = "./" + f
+	}
+	insts := cueload.Instances(args, cfg)
 	if len(insts) == 0 {
 		return nil, nil, diag.Diagnostics{diag.Errorf("load", "", nil, "no CUE package in %s", dir)}
 	}

@@ -55,7 +55,7 @@ func (s *Severity) UnmarshalText(b []byte) error {
 type Pos struct {
 	Line   int `json:"line"`
 	Column int `json:"column"`
-	Offset int `json:"offset"`
+	Offset int `json:"-"`
 }
 
 // Range is a span of a source file. End may equal Start when only one point

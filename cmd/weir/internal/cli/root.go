@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -38,7 +39,7 @@ func Main() int {
 // Run runs the CLI with args and returns the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(terraformFlags(args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -49,6 +50,35 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, "error:", err)
 	return 1
+}
+
+// terraformFlags accepts Terraform's single-dash long flags (-out=FILE,
+// -detailed-exitcode, -replace ADDR) by rewriting them to the double-dash
+// form. Weir has no clusters of one-letter flags, so a single dash followed
+// by two or more letters is always a long flag.
+func terraformFlags(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		name, _, _ := strings.Cut(a, "=")
+		if len(name) > 2 && name[0] == '-' && name[1] != '-' && isFlagName(name[1:]) {
+			a = "-" + a
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func isFlagName(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
