@@ -1,0 +1,59 @@
+# METADATA
+# title: Training fits the project GPU quota
+# description: |
+#   data.weir.config.gpu_quota.project bounds the GPUs the plan's training may
+#   hold at once. The demand is the peak if every training entry ran at the
+#   same time: for each training entry, the GPUs of one of its steps that will
+#   run (kind train or trial, action run) times the number of those steps that
+#   can run together (all of them, or search.parallelism when set), summed over
+#   entries. Cached steps hold nothing. Per-backend parallelism is not taken
+#   into account, so the estimate errs high.
+# custom:
+#   id: weir.gpu.quota.project
+#   severity: error
+#   remediation: |
+#     Set search.parallelism on large searches, ask for fewer GPUs per trial,
+#     or raise gpu_quota.project in policy.data.
+package weir.gpu.quota.project
+
+import data.weir.lib.text
+
+quota := data.weir.config.gpu_quota.project
+
+training_kinds := {"train", "trial"}
+
+step_gpus(step) := g * max([1, object.get(step.run, "workers", 1)]) if {
+	g := object.get(step.run, ["resources", "gpu"], 0)
+}
+
+# running[element] holds [address, gpus] for each training step that will
+# run and holds GPUs, grouped by the spec element it comes from.
+running[element] contains [step.address, g] if {
+	some step in input.plan.steps
+	step.action == "run"
+	training_kinds[step.kind]
+	g := step_gpus(step)
+	g > 0
+	element := step.element
+}
+
+# demand[element] is the GPUs the element can hold at once.
+demand[element] := g * min([count(steps), parallelism(element, count(steps))]) if {
+	some element, steps in running
+	g := max({x[1] | some x in steps})
+}
+
+parallelism(element, n) := p if {
+	name := trim_prefix(element, "training.")
+	p := input.project.training[name].search.parallelism
+} else := n
+
+deny contains finding if {
+	is_number(quota)
+	total := sum([g | some g in demand])
+	total > quota
+	finding := {
+		"msg": sprintf("the plan's training can hold %d GPUs at once (%s), above the project quota of %d", [total, text.list(object.keys(demand)), quota]),
+		"path": "policy.data.gpu_quota.project",
+	}
+}

@@ -1,0 +1,28 @@
+# METADATA
+# title: No latest tag
+# description: |
+#   Images do not use the `latest` tag, written or implied by leaving the tag
+#   out: what it points to changes under the same name, so a reviewer cannot
+#   tell which version runs. A reference pinned by digest is accepted.
+# custom:
+#   id: weir.image.latest
+#   severity: error
+#   remediation: Name an explicit version tag (python:3.12-slim) or a digest.
+package weir.image.latest
+
+import data.weir.lib.images
+import data.weir.lib.runs
+
+deny contains finding if {
+	some path, ref in runs.images
+	not images.has_digest(ref)
+	images.tag(ref) == "latest"
+	finding := {"msg": sprintf("image %q uses the latest tag", [ref]), "path": path}
+}
+
+deny contains finding if {
+	some path, ref in runs.images
+	not images.has_digest(ref)
+	not images.tag(ref)
+	finding := {"msg": sprintf("image %q has no tag, which means latest", [ref]), "path": path}
+}
