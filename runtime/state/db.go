@@ -119,6 +119,16 @@ func (db *DB) fail(err error) error {
 	return err
 }
 
+// notFound returns an error with this message that wraps ErrNotFound.
+func notFound(format string, args ...any) error {
+	return &notFoundError{msg: fmt.Sprintf(format, args...)}
+}
+
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
+func (e *notFoundError) Unwrap() error { return ErrNotFound }
+
 type corruptError struct {
 	path  string
 	cause error

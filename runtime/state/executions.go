@@ -95,7 +95,7 @@ func (db *DB) StartExecution(ctx context.Context, e Execution) (int64, error) {
 		var st Status
 		err := tx.tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, e.RunID).Scan(&st)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("state: run %q: %w", e.RunID, ErrNotFound)
+			return notFound("run %q does not exist", e.RunID)
 		}
 		if err != nil {
 			return err
@@ -152,7 +152,7 @@ func (db *DB) FinishExecution(ctx context.Context, id int64, r ExecutionResult) 
 		var cur Status
 		err := tx.tx.QueryRowContext(ctx, `SELECT status FROM executions WHERE id = ?`, id).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("state: execution %d: %w", id, ErrNotFound)
+			return notFound("execution %d does not exist", id)
 		}
 		if err != nil {
 			return err
@@ -243,7 +243,7 @@ func (db *DB) Execution(ctx context.Context, id int64) (*Execution, error) {
 		return nil, db.fail(err)
 	}
 	if len(es) == 0 {
-		return nil, fmt.Errorf("state: execution %d: %w", id, ErrNotFound)
+		return nil, notFound("execution %d does not exist", id)
 	}
 	return es[0], nil
 }
@@ -366,7 +366,7 @@ func (db *DB) Artifact(ctx context.Context, digest string) (*Artifact, error) {
 	var created string
 	err := db.sql.QueryRowContext(ctx, `SELECT digest, size, is_dir, created FROM artifacts WHERE digest = ?`, digest).Scan(&a.Digest, &a.Size, &isDir, &created)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("state: artifact %s: %w", digest, ErrNotFound)
+		return nil, notFound("artifact %s is not recorded in the state", digest)
 	}
 	if err != nil {
 		return nil, db.fail(err)

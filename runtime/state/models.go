@@ -217,7 +217,7 @@ func (t *Tx) ModelVersion(model string, version int) (*ModelVersion, error) {
 		return nil, err
 	}
 	if len(mvs) == 0 {
-		return nil, fmt.Errorf("model %s has no version %d: %w", model, version, ErrNotFound)
+		return nil, notFound("model %s has no version %d", model, version)
 	}
 	return mvs[0], nil
 }
@@ -269,7 +269,7 @@ func (t *Tx) SetModelStatus(model string, version int, status ModelStatus) error
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("model %s has no version %d: %w", model, version, ErrNotFound)
+		return notFound("model %s has no version %d", model, version)
 	}
 	t.changed = true
 	return nil
@@ -320,7 +320,7 @@ func (t *Tx) Alias(model, alias string) (int, error) {
 	var v int
 	err := t.tx.QueryRowContext(t.ctx, `SELECT version FROM aliases WHERE model = ? AND alias = ?`, model, alias).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("model %s has no alias %q: %w", model, alias, ErrNotFound)
+		return 0, notFound("model %s has no alias %q", model, alias)
 	}
 	return v, err
 }
@@ -381,7 +381,7 @@ func (t *Tx) RollbackAlias(model, alias, actor string) (*AliasChange, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("model %s has no alias %q: %w", model, alias, ErrNotFound)
+		return nil, notFound("model %s has no alias %q", model, alias)
 	}
 	var prevID sql.NullInt64
 	if err := t.tx.QueryRowContext(t.ctx, `SELECT prev_id FROM alias_history WHERE id = ?`, curID).Scan(&prevID); err != nil {

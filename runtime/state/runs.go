@@ -101,7 +101,7 @@ func (db *DB) FinishRun(ctx context.Context, id string, status Status, ended tim
 		var cur Status
 		err := tx.tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, id).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("state: run %s: %w", id, ErrNotFound)
+			return notFound("run %s does not exist", id)
 		}
 		if err != nil {
 			return err
@@ -132,7 +132,7 @@ func scanRun(s interface{ Scan(...any) error }) (*Run, error) {
 func (db *DB) Run(ctx context.Context, id string) (*Run, error) {
 	r, err := scanRun(db.sql.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("state: run %s: %w", id, ErrNotFound)
+		return nil, notFound("run %s does not exist", id)
 	}
 	return r, db.fail(err)
 }
