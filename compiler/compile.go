@@ -34,6 +34,9 @@ type State interface {
 	LastKeyParts(address string) (map[string]string, bool)
 	// Alias returns the version an alias of a model points at.
 	Alias(model, alias string) (version int, ok bool)
+	// AliasDigest returns the digest of the artifact of the version an
+	// alias points at.
+	AliasDigest(model, alias string) (digest string, ok bool)
 }
 
 // EmptyState is a State with nothing in it.
@@ -43,9 +46,10 @@ func (EmptyState) Serial() int64                                 { return 0 }
 func (EmptyState) Lookup(string) (bool, string)                  { return false, "" }
 func (EmptyState) LastKeyParts(string) (map[string]string, bool) { return nil, false }
 func (EmptyState) Alias(string, string) (int, bool)              { return 0, false }
+func (EmptyState) AliasDigest(string, string) (string, bool)     { return "", false }
 
 // Lowerer turns a step into a backend's native task, shown in the plan.
-type Lowerer func(backend string, s *schema.Step) (json.RawMessage, error)
+type Lowerer func(backend string, cfg *schema.Backend, s *schema.Step) (json.RawMessage, error)
 
 // PolicyFunc evaluates policies over the project and the plan.
 type PolicyFunc func(ctx context.Context, ld *load.Result, p *schema.Plan) ([]schema.Finding, diag.Diagnostics)
@@ -139,7 +143,7 @@ func passLoad(ctx context.Context, c *compilation) diag.Diagnostics {
 }
 
 func passGraph(ctx context.Context, c *compilation) diag.Diagnostics {
-	g, ds := graph.Build(c.res.Load.Project, c.res.Load.Sources, graph.Options{Dir: c.res.Load.Dir})
+	g, ds := graph.Build(c.res.Load.Project, c.res.Load.Sources, graph.Options{Dir: c.res.Load.Dir, AliasDigest: c.opts.State.AliasDigest})
 	if ds.HasErrors() {
 		return ds
 	}
@@ -148,11 +152,23 @@ func passGraph(ctx context.Context, c *compilation) diag.Diagnostics {
 		FormatVersion: schema.PlanFormatVersion,
 		WeirVersion:   c.opts.WeirVersion,
 		Project:       c.res.Load.Project.Project,
+		Dir:           filepath.ToSlash(filepath.Clean(c.opts.Dir)),
 		SpecHash:      c.res.Load.SpecHash,
 		LockHash:      c.opts.LockHash,
 		StateSerial:   c.opts.State.Serial(),
 		Steps:         g.Steps,
 		Changes:       g.Changes,
+		Backends:      map[string]*schema.Backend{},
+	}
+	for _, s := range g.Steps {
+		if s.Backend == "" {
+			continue
+		}
+		if b := c.res.Load.Project.Backends[s.Backend]; b != nil {
+			p.Backends[s.Backend] = b
+		} else if s.Backend == "local" {
+			p.Backends["local"] = &schema.Backend{Kind: "local"}
+		}
 	}
 	ds = append(ds, selectTargets(p, c.opts.Targets, c.res.Load.Sources)...)
 	c.res.Plan = p
@@ -177,10 +193,10 @@ func passLower(ctx context.Context, c *compilation) diag.Diagnostics {
 		if s.Run == nil {
 			continue // builtin steps run in weir; deploys go through Deploy
 		}
-		t, err := c.opts.Lower(s.Backend, s)
+		t, err := c.opts.Lower(s.Backend, c.res.Plan.Backends[s.Backend], s)
 		if err != nil {
 			ds = append(ds, diag.Diagnostic{Severity: diag.Error, Code: "lower", Address: s.Address, Range: s.Source,
-				Summary: fmt.Sprintf("%s: backend %s cannot run this step: %v", s.Address, s.Backend, err)})
+				Summary: fmt.Sprintf("%s: %v", s.Address, err)})
 			continue
 		}
 		s.Task = t
@@ -288,6 +304,7 @@ func passDiff(ctx context.Context, c *compilation) diag.Diagnostics {
 	runs := map[string]string{} // address -> why it runs, for downstream reasons
 	for _, s := range p.Steps {
 		s.Action, s.Reason = decide(s, st, replace, runs)
+		s.Forced = s.Action == schema.ActionRun && (strings.HasPrefix(s.Reason, "replace requested") || strings.HasPrefix(s.Reason, "upstream "))
 		if s.Action == schema.ActionRun {
 			runs[s.Address] = s.Reason
 		}
@@ -366,7 +383,11 @@ func decide(s *schema.Step, st State, replace []string, runs map[string]string) 
 func trafficOf(s *schema.Step) string {
 	var cfg schema.DeployConfig
 	_ = json.Unmarshal(s.Config, &cfg)
-	return fmt.Sprintf("%s at %d%% traffic", cfg.Model, cfg.Weight)
+	m := cfg.Model
+	if cfg.Alias != "" {
+		m += "@" + cfg.Alias
+	}
+	return fmt.Sprintf("%s at %d%% traffic", m, cfg.Weight)
 }
 
 // changedParts explains a cache miss by the key parts that differ from the

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"weir.dev/weir/internal/diag"
 )
@@ -57,6 +58,9 @@ type Plan struct {
 	FormatVersion string `json:"format_version"`
 	WeirVersion   string `json:"weir_version"`
 	Project       string `json:"project"`
+	// Dir is the project folder as given to weir plan; weir apply PLANFILE
+	// applies the plan there.
+	Dir string `json:"dir"`
 	// SpecHash is the digest of the checked spec's IR: formatting and
 	// comments do not change it.
 	SpecHash string `json:"spec_hash"`
@@ -64,6 +68,8 @@ type Plan struct {
 	LockHash string `json:"lock_hash,omitempty"`
 	// StateSerial is the state's serial the plan was computed against.
 	StateSerial int64 `json:"state_serial"`
+	// Backends are the backends the steps run on, by name, as configured.
+	Backends map[string]*Backend `json:"backends,omitempty"`
 	// Targets restrict the plan to these addresses and what they need.
 	Targets []string `json:"targets,omitempty"`
 	// Replace forces these addresses to run even if cached.
@@ -111,9 +117,12 @@ type Step struct {
 	// changed since the last run.
 	KeyParts map[string]string `json:"key_parts,omitempty"`
 	// NoCache steps always run (deploys, approvals).
-	NoCache bool   `json:"no_cache,omitempty"`
-	Action  Action `json:"action"`
-	Reason  string `json:"reason"`
+	NoCache bool `json:"no_cache,omitempty"`
+	// Forced steps run even if a result exists (-replace, or downstream of
+	// a replaced step).
+	Forced bool   `json:"forced,omitempty"`
+	Action Action `json:"action"`
+	Reason string `json:"reason"`
 	// Task is the backend's lowering of the step, shown in the plan.
 	Task   json.RawMessage `json:"task,omitempty"`
 	Source *diag.Range     `json:"source,omitempty"`
@@ -300,4 +309,33 @@ func short(s string) string {
 		return "nothing"
 	}
 	return s
+}
+
+// CacheKey is the digest of a step's key parts: sha256 over their JSON with
+// sorted keys. The compiler computes keys with it at plan time; the runtime
+// recomputes a key with it when a part is only known at apply time (the
+// version an alias points at), so both always agree.
+func CacheKey(parts map[string]string) string {
+	b, _ := json.Marshal(parts) // a map of strings always marshals, keys sorted
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// AliasKeyPart is the key part holding the digest of the model an alias
+// points at, for steps that read a model through an alias.
+const AliasKeyPart = "input:model@alias"
+
+// AliasInput reports whether a step reads its "model" input through an alias
+// of a model ("models.m@production"), and which model and alias.
+func AliasInput(s *Step) (model, alias string, ok bool) {
+	alias, _ = s.Params["model_alias"].(string)
+	if alias == "" {
+		return "", "", false
+	}
+	for _, in := range s.Inputs {
+		if in.Name == "model" && strings.HasPrefix(in.Step, "models.") {
+			return strings.TrimSuffix(strings.TrimPrefix(in.Step, "models."), ".register"), alias, true
+		}
+	}
+	return "", "", false
 }

@@ -62,8 +62,19 @@ func compileOptions(dir string) compiler.Options {
 
 // lower hands each step to its backend's lowering. Only the local backend
 // is built in so far.
-func lower(backend string, s *schema.Step) (json.RawMessage, error) {
-	return local.Lower(s)
+func lower(name string, cfg *schema.Backend, s *schema.Step) (json.RawMessage, error) {
+	kind := "local"
+	if cfg != nil {
+		kind = cfg.Kind
+	}
+	if kind != "local" {
+		return nil, fmt.Errorf("backend %s is of kind %q, which this weir cannot run (available kinds: local)", name, kind)
+	}
+	t, err := local.Lower(s)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s cannot run this step: %v", name, err)
+	}
+	return t, nil
 }
 
 // traceTo prints each compiler pass's duration to stderr.
@@ -74,7 +85,17 @@ func traceTo(cmd *cobra.Command) func(string, time.Duration) {
 }
 
 func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
+	proj, err := openProject(cmd.Context(), dir)
+	if err != nil {
+		return err
+	}
+	defer proj.Close()
+	ps, err := newPlanState(cmd.Context(), proj)
+	if err != nil {
+		return err
+	}
 	opts := compileOptions(dir)
+	opts.State = ps
 	opts.Targets, opts.Replace = f.targets, f.replace
 	if f.trace {
 		opts.Trace = traceTo(cmd)

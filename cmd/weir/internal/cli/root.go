@@ -94,7 +94,7 @@ Kubernetes or batch services.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(
-		newInitCmd(), newFmtCmd(), newValidateCmd(), newPlanCmd(), newGraphCmd(), newVersionCmd(),
+		newInitCmd(), newFmtCmd(), newValidateCmd(), newPlanCmd(), newApplyCmd(), newGraphCmd(), newVersionCmd(),
 	)
 	return root
 }

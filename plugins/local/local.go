@@ -1,0 +1,259 @@
+package local
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"weir.dev/weir/runtime/backend"
+)
+
+// Version of the local backend.
+const Version = "1.0.0"
+
+// Backend runs tasks as subprocesses of weir.
+type Backend struct {
+	// GPUs is the number of GPUs on this machine the executor may hand out.
+	GPUs int
+
+	mu    sync.Mutex
+	procs map[string]*proc
+	seq   int
+}
+
+// New returns a local backend.
+func New(gpus int) *Backend { return &Backend{GPUs: gpus, procs: map[string]*proc{}} }
+
+var _ backend.Interface = (*Backend)(nil)
+
+type proc struct {
+	cmd       *exec.Cmd
+	start     time.Time
+	lines     chan string
+	done      chan struct{}
+	result    backend.Result
+	cancelled bool
+	mu        sync.Mutex
+}
+
+// Describe tells what this machine offers.
+func (b *Backend) Describe(ctx context.Context) (*backend.Description, error) {
+	return &backend.Description{Name: "local", Version: Version, ProtocolVersion: backend.ProtocolVersion,
+		GPUs: b.GPUs, Services: false, MaxParallelism: runtime.NumCPU()}, nil
+}
+
+// NotFoundError says a step's program cannot be found.
+type NotFoundError struct {
+	Program string
+	Path    string
+}
+
+func (e *NotFoundError) Error() string {
+	if strings.Contains(e.Program, "/") {
+		return fmt.Sprintf("program %s does not exist", e.Program)
+	}
+	return fmt.Sprintf("program %q is not installed (not found in PATH=%s)", e.Program, e.Path)
+}
+
+// Submit starts the task's process in its own process group, with exactly
+// the task's environment, its output going to the task's log file.
+func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
+	if len(t.Argv) == 0 {
+		return "", errors.New("no command to run")
+	}
+	prog := t.Argv[0]
+	switch {
+	case strings.Contains(prog, "/"):
+		if !filepath.IsAbs(prog) {
+			prog = filepath.Join(t.Dir, prog)
+		}
+		if _, err := os.Stat(prog); err != nil {
+			return "", &NotFoundError{Program: t.Argv[0]}
+		}
+	default:
+		p, err := lookPath(prog, t.Env["PATH"])
+		if err != nil {
+			return "", &NotFoundError{Program: prog, Path: t.Env["PATH"]}
+		}
+		prog = p
+	}
+	logf, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("opening log: %w", err)
+	}
+	cmd := exec.Command(prog, t.Argv[1:]...)
+	cmd.Args[0] = t.Argv[0]
+	cmd.Dir = t.Dir
+	cmd.Env = envList(t.Env)
+	cmd.SysProcAttr = sysProcAttr()
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.Stdin = nil
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		pw.Close()
+		return "", fmt.Errorf("starting %s: %w", t.Argv[0], err)
+	}
+	p := &proc{cmd: cmd, start: time.Now(), lines: make(chan string, 256), done: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			logf.WriteString(line + "\n")
+			select {
+			case p.lines <- line:
+			default: // nobody is watching fast enough: the log file has it
+			}
+		}
+		io.Copy(logf, pr) // drain an over-long line
+		logf.Close()
+		close(p.lines)
+	}()
+	go func() {
+		err := cmd.Wait()
+		pw.Close()
+		p.mu.Lock()
+		p.result = resultOf(cmd, err, p.cancelled, time.Since(p.start))
+		p.mu.Unlock()
+		close(p.done)
+	}()
+	b.mu.Lock()
+	b.seq++
+	id := strconv.Itoa(cmd.Process.Pid) + "-" + strconv.Itoa(b.seq)
+	b.procs[id] = p
+	b.mu.Unlock()
+	return id, nil
+}
+
+func resultOf(cmd *exec.Cmd, err error, cancelled bool, d time.Duration) backend.Result {
+	r := backend.Result{Duration: d, State: backend.StateSucceeded}
+	if err == nil {
+		return r
+	}
+	r.State = backend.StateFailed
+	r.ExitCode = -1
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.ExitCode = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			r.Message = "killed by signal " + ws.Signal().String()
+		} else {
+			r.Message = fmt.Sprintf("exited with code %d", r.ExitCode)
+		}
+	} else {
+		r.Message = err.Error()
+	}
+	if cancelled {
+		r.State = backend.StateCancelled
+		r.Message = "cancelled"
+	}
+	return r
+}
+
+func (b *Backend) get(id string) (*proc, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.procs[id]
+	if !ok {
+		return nil, fmt.Errorf("no task %s", id)
+	}
+	return p, nil
+}
+
+// Watch streams the task's output lines to fn until it ends.
+func (b *Backend) Watch(ctx context.Context, id string, fn func(backend.Event)) (*backend.Result, error) {
+	p, err := b.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if fn != nil {
+		fn(backend.Event{State: backend.StateRunning})
+	}
+	lines := p.lines
+	for lines != nil {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				lines = nil
+				continue
+			}
+			if fn != nil {
+				fn(backend.Event{Line: l})
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	b.mu.Lock()
+	delete(b.procs, id)
+	b.mu.Unlock()
+	p.mu.Lock()
+	r := p.result
+	p.mu.Unlock()
+	if fn != nil {
+		fn(backend.Event{State: r.State, Message: r.Message})
+	}
+	return &r, nil
+}
+
+// Cancel sends SIGTERM to the task's process group, then SIGKILL after the
+// grace period, and waits for the process to end.
+func (b *Backend) Cancel(ctx context.Context, id string, grace time.Duration) error {
+	p, err := b.get(id)
+	if err != nil {
+		return nil // already ended and collected
+	}
+	p.mu.Lock()
+	p.cancelled = true
+	p.mu.Unlock()
+	pgid := p.cmd.Process.Pid
+	signalGroup(pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+	case <-ctx.Done():
+	}
+	signalGroup(pgid, syscall.SIGKILL)
+	<-p.done
+	return nil
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// lookPath finds prog in the given PATH (the step's, not weir's).
+func lookPath(prog, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, prog)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", exec.ErrNotFound
+}
