@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -283,4 +284,34 @@ func TestBinOf(t *testing.T) {
 	assert.Equal(t, 2, binOf(uneven, 50))
 	wide := equalWidthEdges(-math.MaxFloat64, math.MaxFloat64)
 	assert.False(t, math.IsInf(wide[1], 0) || math.IsNaN(wide[1]))
+}
+
+func TestSortFloats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 100, 5000, 100_000} {
+		vals := make([]float64, n)
+		for i := range vals {
+			switch i % 4 {
+			case 0:
+				vals[i] = rng.NormFloat64() * 1e6
+			case 1:
+				vals[i] = float64(rng.IntN(100)) // many ties, few digits in use
+			case 2:
+				vals[i] = -rng.ExpFloat64()
+			default:
+				vals[i] = []float64{0, math.Copysign(0, -1), math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64}[rng.IntN(5)]
+			}
+		}
+		want := slices.Clone(vals)
+		slices.Sort(want)
+		sortFloats(vals)
+		for i := range vals {
+			if vals[i] != want[i] {
+				t.Fatalf("n=%d: position %d is %v, want %v", n, i, vals[i], want[i])
+			}
+		}
+	}
+	same := []float64{3, 3, 3, 3, 3}
+	sortFloats(same)
+	assert.Equal(t, []float64{3, 3, 3, 3, 3}, same)
 }

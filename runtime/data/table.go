@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -36,8 +37,8 @@ const (
 )
 
 const (
-	batchRows  = 1024 // rows per batch
-	numBatches = 4    // batches in flight between reader and consumer
+	batchRows  = 256 // rows per batch
+	numBatches = 4   // batches in flight between reader and consumer
 	readBuffer = 1 << 16
 )
 
@@ -367,6 +368,25 @@ func (s *jsonlSource) parse(line []byte) ([]field, error) {
 // order, on the calling goroutine. fn must not keep b. It returns the first
 // read error, or the context's error when ctx ends first.
 func pump(ctx context.Context, src source, fn func(b *batch)) error {
+	if runtime.GOMAXPROCS(0) < 2 {
+		// One core: a second goroutine would only add hand-overs.
+		b := new(batch)
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			err := src.next(b)
+			if b.n > 0 {
+				fn(b)
+			}
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	free := make(chan *batch, numBatches)

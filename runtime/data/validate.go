@@ -293,7 +293,9 @@ type colCheck struct {
 	bounds      []schema.Bound
 	patterns    []*matcher
 	notPatterns []*matcher
-	enum        map[string]struct{}
+	hasEnum     bool
+	enumList    []string            // small enums: a scan beats hashing
+	enum        map[string]struct{} // large enums
 	enumText    string
 	count       int64 // violations
 }
@@ -339,10 +341,17 @@ func compileRules(rules map[string]schema.ColumnRule) ([]*colCheck, error) {
 			c.notPatterns = append(c.notPatterns, newMatcher(re))
 		}
 		if r.Enum != nil {
-			c.enum = make(map[string]struct{}, len(r.Enum))
+			c.hasEnum = true
+			if len(r.Enum) <= smallEnum {
+				c.enumList = r.Enum
+			} else {
+				c.enum = make(map[string]struct{}, len(r.Enum))
+			}
 			quoted := make([]string, len(r.Enum))
 			for i, e := range r.Enum {
-				c.enum[e] = struct{}{}
+				if c.enum != nil {
+					c.enum[e] = struct{}{}
+				}
 				quoted[i] = strconv.Quote(e)
 			}
 			c.enumText = strings.Join(quoted, " | ")
@@ -371,7 +380,7 @@ func (c *colCheck) describe() string {
 		parts = append(parts, c.part(failure{failNotPattern, int32(i)}))
 	}
 	s := strings.Join(parts, " & ")
-	if c.enum != nil {
+	if c.hasEnum {
 		if s != "" {
 			s += " & (" + c.enumText + ")"
 		} else {
@@ -475,12 +484,26 @@ func (c *colCheck) checkPatterns(s string) failure {
 			return failure{failNotPattern, int32(i)}
 		}
 	}
-	if c.enum != nil {
-		if _, ok := c.enum[s]; !ok {
-			return failure{failEnum, 0}
-		}
+	if c.hasEnum && !c.inEnum(s) {
+		return failure{failEnum, 0}
 	}
 	return pass
+}
+
+// smallEnum is the largest enum checked by scanning rather than hashing.
+const smallEnum = 8
+
+func (c *colCheck) inEnum(s string) bool {
+	if c.enum != nil {
+		_, ok := c.enum[s]
+		return ok
+	}
+	for _, e := range c.enumList {
+		if e == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *colCheck) violation(line int64, value string, f failure) Violation {
