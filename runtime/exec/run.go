@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,8 @@ type BuiltinResult struct {
 type StepError struct {
 	Message string
 	LogTail []string
+	// ExitCode is the program's exit code when it exited on its own.
+	ExitCode int
 }
 
 func (e *StepError) Error() string { return e.Message }
@@ -219,9 +222,8 @@ func (r *Run) attempt(ctx context.Context, n *node, key string, attempt int) *St
 		if errors.As(err, &se) && len(se.LogTail) > 0 {
 			rep.Message += "\n" + strings.Join(se.LogTail, "\n")
 		}
-		var ee *exitError
-		if errors.As(err, &ee) {
-			res.ExitCode = ee.code
+		if se != nil {
+			res.ExitCode = se.ExitCode
 		}
 	}
 	rep.Status = res.Status
@@ -231,10 +233,6 @@ func (r *Run) attempt(ctx context.Context, n *node, key string, attempt int) *St
 	r.event(Event{Type: EventDone, Step: s.Address, Status: rep.Status, Attempt: attempt, Message: rep.Message, Elapsed: time.Since(started)})
 	return rep
 }
-
-type exitError struct{ code int }
-
-func (e *exitError) Error() string { return fmt.Sprintf("exit code %d", e.code) }
 
 type timeoutError struct{ d string }
 
@@ -356,6 +354,7 @@ func (r *Run) collect(s *schema.Step, outDir string, passed map[string]state.Out
 		}
 		outs = append(outs, state.Output{Name: name, Digest: obj.Digest, Size: obj.Size, IsDir: obj.IsDir})
 	}
+	sort.Slice(outs, func(i, j int) bool { return outs[i].Name < outs[j].Name })
 	return outs, nil
 }
 
@@ -496,7 +495,7 @@ func (r *Run) runUserStep(ctx context.Context, n *node, work, logPath string, in
 	case res.State == backend.StateCancelled:
 		return nil, metrics, "", errors.New("cancelled")
 	case res.State != backend.StateSucceeded:
-		return nil, metrics, "", &StepError{Message: res.Message, LogTail: logTail(logPath, 20)}
+		return nil, metrics, "", &StepError{Message: res.Message, LogTail: logTail(logPath, 20), ExitCode: res.ExitCode}
 	}
 	if merr != nil {
 		return nil, metrics, "", &StepError{Message: merr.Error()}

@@ -1,0 +1,333 @@
+package exec_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"weir.dev/weir/plugins/local"
+	"weir.dev/weir/runtime/artifact"
+	"weir.dev/weir/runtime/backend"
+	"weir.dev/weir/runtime/exec"
+	"weir.dev/weir/runtime/state"
+	"weir.dev/weir/schema"
+)
+
+// env is a project folder with a real state file, a real artifact store and
+// the real local backend.
+type env struct {
+	t      *testing.T
+	dir    string
+	db     *state.DB
+	store  *artifact.Store
+	mu     sync.Mutex
+	events []exec.Event
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := state.Open(context.Background(), filepath.Join(dir, ".weir", "state.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	store, err := artifact.Open(filepath.Join(dir, ".weir", "artifacts"))
+	require.NoError(t, err)
+	return &env{t: t, dir: dir, db: db, store: store}
+}
+
+// blob reads an artifact's content.
+func (e *env) blob(digest string) ([]byte, error) {
+	p, err := e.store.Path(digest)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(p)
+}
+
+var runSeq int
+
+func (e *env) options(mod func(*exec.Options)) exec.Options {
+	runSeq++
+	o := exec.Options{
+		ProjectDir:  e.dir,
+		WorkRoot:    filepath.Join(e.dir, ".weir", "runs"),
+		State:       e.db,
+		Store:       e.store,
+		Backends:    map[string]backend.Interface{"local": local.New(0)},
+		Parallelism: 4,
+		Grace:       200 * time.Millisecond,
+		RetryBase:   10 * time.Millisecond,
+		BaseEnv:     map[string]string{"PATH": os.Getenv("PATH")},
+		RunID:       "run" + strings.Repeat("0", 3) + string(rune('a'+runSeq%26)) + time.Now().Format("150405.000000"),
+		Events: func(ev exec.Event) {
+			e.mu.Lock()
+			e.events = append(e.events, ev)
+			e.mu.Unlock()
+		},
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	return o
+}
+
+// sh is a step running a shell script.
+func sh(addr, script string, needs ...string) *schema.Step {
+	s := &schema.Step{Address: addr, Kind: "task", Element: addr, Backend: "local", Action: schema.ActionRun,
+		Run: &schema.StepRun{Command: []string{"sh", "-c", script}}, Needs: needs, CacheKey: "key:" + addr + ":" + script}
+	return s
+}
+
+func plan(steps ...*schema.Step) *schema.Plan {
+	return &schema.Plan{FormatVersion: schema.PlanFormatVersion, Project: "test", Steps: steps}
+}
+
+func (e *env) apply(p *schema.Plan, mod func(*exec.Options)) (*exec.Report, error) {
+	return exec.Apply(context.Background(), p, e.options(mod))
+}
+
+func status(rep *exec.Report, addr string) *exec.StepReport {
+	for _, s := range rep.Steps {
+		if s.Address == addr {
+			return s
+		}
+	}
+	return nil
+}
+
+func TestRunsDAGWithContract(t *testing.T) {
+	e := newEnv(t)
+	a := sh("tasks.a", `printf 'hello' > "$WEIR_OUTPUT_DATA"; echo '{"rows": 1}' >> "$WEIR_METRICS"`)
+	a.Outputs = []string{"data"}
+	b := sh("tasks.b", `tr a-z A-Z < "$WEIR_INPUT_DATA" > "$WEIR_OUTPUT_UPPER"; cat "$WEIR_PARAMS" > "$WEIR_OUTPUT_PARAMS"; echo "$WEIR_STEP" >> "$WEIR_OUTPUT_PARAMS"`, "tasks.a")
+	b.Inputs = []schema.Input{{Name: "data", Step: "tasks.a", Output: "data"}}
+	b.Outputs = []string{"upper", "params"}
+	b.Params = map[string]any{"lr": 0.1}
+	rep, err := e.apply(plan(a, b), nil)
+	require.NoError(t, err)
+	assert.Equal(t, state.StatusSucceeded, rep.Status)
+	sb := status(rep, "tasks.b")
+	require.Equal(t, state.StatusSucceeded, sb.Status, sb.Message)
+	require.Len(t, sb.Outputs, 2)
+	var upper state.Output
+	for _, o := range sb.Outputs {
+		if o.Name == "upper" {
+			upper = o
+		}
+	}
+	got, err := e.blob(upper.Digest)
+	require.NoError(t, err)
+	assert.Equal(t, "HELLO", string(got))
+
+	ms, err := e.db.Metrics(context.Background(), status(rep, "tasks.a").ExecID)
+	require.NoError(t, err)
+	require.Len(t, ms, 1)
+	assert.Equal(t, "rows", ms[0].Name)
+	assert.Equal(t, 1.0, ms[0].Value)
+
+	// A second apply of the same plan, marked cached, runs nothing.
+	a.Action, b.Action = schema.ActionCached, schema.ActionCached
+	rep, err = e.apply(plan(a, b), nil)
+	require.NoError(t, err)
+	assert.Equal(t, state.StatusCached, status(rep, "tasks.a").Status)
+	assert.Equal(t, state.StatusCached, status(rep, "tasks.b").Status)
+	assert.Equal(t, sb.Outputs, status(rep, "tasks.b").Outputs)
+}
+
+func TestFailureShowsLogTailAndStops(t *testing.T) {
+	e := newEnv(t)
+	bad := sh("tasks.bad", `echo "loading"; echo "boom: no such column" >&2; exit 3`)
+	after := sh("tasks.after", `true`, "tasks.bad")
+	other := sh("tasks.other", `sleep 0.2`)
+	rep, err := e.apply(plan(bad, after, other), func(o *exec.Options) { o.Parallelism = 1 })
+	require.ErrorIs(t, err, exec.ErrFailed)
+	sb := status(rep, "tasks.bad")
+	assert.Equal(t, state.StatusFailed, sb.Status)
+	assert.Contains(t, sb.Message, "exited with code 3")
+	assert.Contains(t, sb.Message, "boom: no such column")
+	assert.Equal(t, exec.StatusSkipped, status(rep, "tasks.after").Status)
+	// Without --keep-going nothing new is launched after the failure.
+	assert.Equal(t, exec.StatusSkipped, status(rep, "tasks.other").Status)
+
+	ex, err := e.db.Executions(context.Background(), rep.RunID)
+	require.NoError(t, err)
+	require.Len(t, ex, 1)
+	assert.Equal(t, 3, ex[0].ExitCode)
+
+	// With --keep-going independent steps still run.
+	rep, err = e.apply(plan(bad, after, other), func(o *exec.Options) { o.Parallelism, o.KeepGoing = 1, true })
+	require.ErrorIs(t, err, exec.ErrFailed)
+	assert.Equal(t, state.StatusSucceeded, status(rep, "tasks.other").Status)
+	assert.Equal(t, exec.StatusSkipped, status(rep, "tasks.after").Status)
+}
+
+func TestTimeout(t *testing.T) {
+	e := newEnv(t)
+	s := sh("tasks.slow", `sleep 20`)
+	s.Run.Timeout = "300ms"
+	start := time.Now()
+	rep, err := e.apply(plan(s), nil)
+	require.ErrorIs(t, err, exec.ErrFailed)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.Equal(t, state.StatusFailed, status(rep, "tasks.slow").Status)
+	assert.Equal(t, "timed out after 300ms", status(rep, "tasks.slow").Message)
+}
+
+func TestMissingOutputAndProgram(t *testing.T) {
+	e := newEnv(t)
+	lazy := sh("tasks.lazy", `echo done`)
+	lazy.Outputs = []string{"model"}
+	missing := &schema.Step{Address: "tasks.missing", Kind: "task", Element: "tasks.missing", Backend: "local", Action: schema.ActionRun,
+		Run: &schema.StepRun{Command: []string{"no-such-program-weir", "x"}}, CacheKey: "k2"}
+	rep, err := e.apply(plan(lazy, missing), func(o *exec.Options) { o.KeepGoing = true })
+	require.ErrorIs(t, err, exec.ErrFailed)
+	assert.Contains(t, status(rep, "tasks.lazy").Message, `the step wrote no output "model" (expected at $WEIR_OUTPUT_MODEL)`)
+	assert.Contains(t, status(rep, "tasks.missing").Message, `program "no-such-program-weir" is not installed`)
+}
+
+func TestOutputLinkOutsideIsRefused(t *testing.T) {
+	e := newEnv(t)
+	s := sh("tasks.link", `mkdir "$WEIR_OUTPUT_OUT"; ln -s /etc/passwd "$WEIR_OUTPUT_OUT/x"`)
+	s.Outputs = []string{"out"}
+	rep, err := e.apply(plan(s), nil)
+	require.ErrorIs(t, err, exec.ErrFailed)
+	assert.Contains(t, status(rep, "tasks.link").Message, "links outside the output")
+}
+
+func TestRetriesWithBackoff(t *testing.T) {
+	e := newEnv(t)
+	counter := filepath.Join(e.dir, "count")
+	s := sh("tasks.flaky", `n=$(cat `+counter+` 2>/dev/null || echo 0); n=$((n+1)); echo $n > `+counter+`; [ $n -ge 3 ]`)
+	s.Run.Retries = 2
+	rep, err := e.apply(plan(s), nil)
+	require.NoError(t, err)
+	sr := status(rep, "tasks.flaky")
+	assert.Equal(t, state.StatusSucceeded, sr.Status)
+	assert.Equal(t, 3, sr.Attempts)
+	retries := 0
+	for _, ev := range e.events {
+		if ev.Type == exec.EventRetry {
+			retries++
+		}
+	}
+	assert.Equal(t, 2, retries)
+	ex, _ := e.db.Executions(context.Background(), rep.RunID)
+	require.Len(t, ex, 3)
+	assert.Equal(t, state.StatusFailed, ex[0].Status)
+	assert.Equal(t, state.StatusSucceeded, ex[2].Status)
+}
+
+func TestCancelKillsProcessGroup(t *testing.T) {
+	e := newEnv(t)
+	pidFile := filepath.Join(e.dir, "child.pid")
+	// The step ignores SIGTERM and has a child: both must die after the grace.
+	s := sh("tasks.stubborn", `trap "" TERM; sleep 30 & echo $! > `+pidFile+`; wait`)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for i := 0; i < 100; i++ {
+			if _, err := os.Stat(pidFile); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+	}()
+	start := time.Now()
+	rep, err := exec.Apply(ctx, plan(s, sh("tasks.later", "true", "tasks.stubborn")), e.options(nil))
+	require.ErrorIs(t, err, exec.ErrCancelled)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.Equal(t, state.StatusCancelled, status(rep, "tasks.stubborn").Status)
+	assert.Equal(t, exec.StatusSkipped, status(rep, "tasks.later").Status)
+	run, err := e.db.Run(context.Background(), rep.RunID)
+	require.NoError(t, err)
+	assert.Equal(t, state.StatusCancelled, run.Status)
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	assert.Eventually(t, func() bool { return !processAlive(strings.TrimSpace(string(b))) }, 5*time.Second, 50*time.Millisecond,
+		"the step's child process survived the cancel")
+}
+
+func TestParallelismAndGPUSlots(t *testing.T) {
+	e := newEnv(t)
+	log := filepath.Join(e.dir, "log")
+	var steps []*schema.Step
+	for _, n := range []string{"a", "b", "c", "d"} {
+		s := sh("tasks."+n, `echo start >> `+log+`; sleep 0.3; echo end >> `+log)
+		steps = append(steps, s)
+	}
+	_, err := e.apply(plan(steps...), func(o *exec.Options) { o.Parallelism = 2 })
+	require.NoError(t, err)
+	assert.Equal(t, 2, maxConcurrent(t, log))
+
+	// One GPU: GPU steps run one at a time even with room in parallelism.
+	require.NoError(t, os.Remove(log))
+	for _, s := range steps {
+		s.Run.Resources = &schema.Resources{GPU: 1}
+	}
+	_, err = e.apply(plan(steps...), func(o *exec.Options) { o.GPUs = map[string]int{"local": 1} })
+	require.NoError(t, err)
+	assert.Equal(t, 1, maxConcurrent(t, log))
+
+	// A step that wants more GPUs than there are fails at once.
+	big := sh("tasks.big", "true")
+	big.Run.Resources = &schema.Resources{GPU: 2}
+	rep, err := e.apply(plan(big), func(o *exec.Options) { o.GPUs = map[string]int{"local": 1} })
+	require.ErrorIs(t, err, exec.ErrFailed)
+	assert.Equal(t, "needs 2 GPUs but backend local has 1", status(rep, "tasks.big").Message)
+}
+
+func maxConcurrent(t *testing.T, log string) int {
+	b, err := os.ReadFile(log)
+	require.NoError(t, err)
+	cur, best := 0, 0
+	for _, l := range strings.Fields(string(b)) {
+		if l == "start" {
+			cur++
+		} else {
+			cur--
+		}
+		best = max(best, cur)
+	}
+	return best
+}
+
+func TestSecretsReachTheStepOnly(t *testing.T) {
+	e := newEnv(t)
+	s := sh("tasks.secret", `printf '%s' "$TOKEN" > "$WEIR_OUTPUT_OUT"; env > "$WEIR_OUTPUT_ENV"`)
+	s.Outputs = []string{"out", "env"}
+	s.Run.Env = map[string]schema.EnvVar{"TOKEN": {Secret: "env:WEIR_TEST_TOKEN"}, "MODE": {Value: "fast"}}
+	rep, err := e.apply(plan(s), func(o *exec.Options) {
+		o.Secret = func(ref string) (string, error) {
+			if ref == "env:WEIR_TEST_TOKEN" {
+				return "s3cr3t", nil
+			}
+			return "", errors.New("unknown")
+		}
+	})
+	require.NoError(t, err)
+	outs := status(rep, "tasks.secret").Outputs
+	byName := map[string]state.Output{}
+	for _, o := range outs {
+		byName[o.Name] = o
+	}
+	got, _ := e.blob(byName["out"].Digest)
+	assert.Equal(t, "s3cr3t", string(got))
+	env, _ := e.blob(byName["env"].Digest)
+	assert.Contains(t, string(env), "MODE=fast")
+	assert.NotContains(t, string(env), "HOSTNAME=", "the step's environment must hold only declared variables")
+	// The secret's value is nowhere in the state.
+	raw, err := os.ReadFile(filepath.Join(e.dir, ".weir", "state.db"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(raw), "s3cr3t")
+	p, _ := json.Marshal(s)
+	assert.NotContains(t, string(p), "s3cr3t")
+}
