@@ -20,6 +20,9 @@ const (
 	// TopCategories is the number of most frequent values a categorical
 	// column's profile lists.
 	TopCategories = 50
+	// ProfileVersion is the version of the DatasetProfile format, stored
+	// in every profile so a later Weir can refuse or convert an old one.
+	ProfileVersion = 1
 	// DefaultSampleSize is how many values per numeric column Profile keeps
 	// for quantiles unless WithSampleSize says otherwise (8 MiB a column).
 	DefaultSampleSize = 1 << 20
@@ -32,6 +35,8 @@ const (
 // table. Marshalled to JSON it is deterministic: the same file, config and
 // options give byte-identical JSON.
 type DatasetProfile struct {
+	// Version is ProfileVersion.
+	Version int `json:"version"`
 	// Format is the format that was read: "csv" or "jsonl".
 	Format string `json:"format"`
 	// Rows is the number of rows (not counting a CSV header).
@@ -230,7 +235,7 @@ func Profile(ctx context.Context, path string, cfg schema.ProfileConfig, opts ..
 	}
 
 	// Finishing sorts each numeric column's sample: one column per core.
-	p := &DatasetProfile{Format: format, Rows: pr.rows, Columns: make([]ColumnProfile, len(pr.cols))}
+	p := &DatasetProfile{Version: ProfileVersion, Format: format, Rows: pr.rows, Columns: make([]ColumnProfile, len(pr.cols))}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for i, a := range pr.cols {

@@ -141,6 +141,9 @@ func (r *Report) OK() bool {
 // Summary renders the report as one line, e.g. "1000 rows, 3 violations in
 // 2 columns (plan, tenure), 1 of 3 checks failed (minRows)".
 func (r *Report) Summary() string {
+	if r == nil {
+		return "no report"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d rows, ", r.Rows)
 	switch r.ViolationCount {
@@ -223,7 +226,8 @@ func Validate(ctx context.Context, path string, cfg schema.ValidateConfig) (*Rep
 	return v.report, nil
 }
 
-// columnsOf lists every column cfg mentions, sorted.
+// columnsOf lists every column cfg mentions, sorted (never nil: a JSON
+// Lines reader given no columns reads none).
 func columnsOf(cfg schema.ValidateConfig) []string {
 	set := map[string]bool{}
 	for c := range cfg.Rules {
@@ -237,7 +241,7 @@ func columnsOf(cfg schema.ValidateConfig) []string {
 			set[c] = true
 		}
 	}
-	return slices.Sorted(maps.Keys(set))
+	return append([]string{}, slices.Sorted(maps.Keys(set))...)
 }
 
 type typeCode uint8

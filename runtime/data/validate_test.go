@@ -316,3 +316,14 @@ func TestValidateBOMAndCRLF(t *testing.T) {
 		`line 3: column b: y does not satisfy "x" (rule: "x")`,
 	}, lines(rep))
 }
+
+func TestValidateJSONLWithoutRules(t *testing.T) {
+	path := writeFile(t, "c.jsonl", "{\"a\": 1}\n{\"b\": \"x\"}\n")
+	rep, err := Validate(context.Background(), path, schema.ValidateConfig{Format: "jsonl", Checks: &schema.Checks{MinRows: intp(2)}})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, rep.Rows)
+	assert.True(t, rep.OK())
+	var nilReport *Report
+	assert.False(t, nilReport.OK())
+	assert.Equal(t, "no report", nilReport.Summary())
+}
