@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -350,6 +351,32 @@ func TestCleanTemp(t *testing.T) {
 	_, err = os.Stat(live)
 	assert.NoError(t, err, "a write in progress in a live process is left alone")
 	require.NoError(t, s.CleanTemp())
+}
+
+func TestConcurrentPutsOfTheSameContent(t *testing.T) {
+	s := open(t)
+	content := bytes.Repeat([]byte("weir"), 1<<16)
+	var wg sync.WaitGroup
+	digests := make([]string, 8)
+	errs := make([]error, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			digests[i], _, errs[i] = s.Put(bytes.NewReader(content))
+		}()
+	}
+	wg.Wait()
+	for i := range 8 {
+		require.NoError(t, errs[i])
+		assert.Equal(t, sha(content), digests[i])
+	}
+	require.NoError(t, s.Verify(sha(content)))
+	all, err := s.Digests()
+	require.NoError(t, err)
+	assert.Len(t, all, 1)
+	tmp, _ := os.ReadDir(filepath.Join(s.Root(), "tmp"))
+	assert.Empty(t, tmp)
 }
 
 func TestErrorsAreDistinct(t *testing.T) {

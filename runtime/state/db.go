@@ -252,7 +252,9 @@ type Tx struct {
 // otherwise (or if fn panics) nothing fn wrote is kept. When fn changed
 // results (see the package documentation), the serial is bumped once, in the
 // same transaction. Writers from all processes are serialized; a writer waits
-// for the others' transactions (which are short) but never for a Lock.
+// for the others' transactions (which are short) but never for a Lock. fn
+// must use only tx: a write through db inside fn would wait for fn's own
+// transaction and fail after busy_timeout.
 func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	return db.fail(db.update(ctx, fn))
 }

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -299,7 +298,7 @@ func TestKilledWriter(t *testing.T) {
 		cmd := helper(t, "writer", path)
 		waitLine(t, cmd, "ready")
 		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
-		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		require.NoError(t, cmd.Process.Kill()) // SIGKILL
 		cmd.Wait()
 
 		db, err := state.Open(ctx, path)

@@ -100,6 +100,16 @@ func TestOpenRefusesGarbage(t *testing.T) {
 	assert.Equal(t, garbage, got)
 }
 
+func TestOpenEmptyFile(t *testing.T) {
+	// An empty file is an empty SQLite database: Open makes it a state.
+	path := filepath.Join(t.TempDir(), "state.db")
+	require.NoError(t, os.WriteFile(path, nil, 0o644))
+	db, err := state.Open(ctx, path)
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.Check(ctx))
+}
+
 func TestCheckFindsDamageInsideTheFile(t *testing.T) {
 	db, path := openDB(t)
 	beginRun(t, db, "r1")
