@@ -36,3 +36,19 @@ func TestConnectionPragmas(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestMigrationsApplied: a new database is at the latest schema version, and
+// reopening an up-to-date one changes nothing.
+func TestMigrationsApplied(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	for range 2 {
+		db, err := Open(ctx, path)
+		require.NoError(t, err)
+		var v, rows int
+		require.NoError(t, db.sql.QueryRowContext(ctx, `SELECT version, (SELECT count(*) FROM schema_version) FROM schema_version`).Scan(&v, &rows))
+		assert.Equal(t, len(migrations), v)
+		assert.Equal(t, 1, rows)
+		db.Close()
+	}
+}
