@@ -17,7 +17,8 @@ bench: build
 	./testdata/bench/run.sh
 
 demo: build
-	./$(BIN) plan examples/quickstart
+	./$(BIN) apply --auto-approve examples/quickstart
+	./$(BIN) models show classifier@production -C examples/quickstart
 
 generate:
 	$(GO) generate ./...

@@ -404,24 +404,36 @@ func changedParts(s *schema.Step, prev map[string]string) string {
 		}
 	}
 	sort.Strings(keys)
+	var inputs []string
 	for _, k := range keys {
 		if s.KeyParts[k] == prev[k] {
+			continue
+		}
+		if strings.HasPrefix(k, "input:") && k != schema.AliasKeyPart {
+			inputs = append(inputs, k)
 			continue
 		}
 		switch {
 		case k == "code" && s.Run != nil:
 			changed = append(changed, "code "+filepath.ToSlash(s.Run.Code)+" changed")
-		case strings.HasPrefix(k, "input:"):
-			name := strings.TrimPrefix(k, "input:")
-			from := ""
-			for _, in := range s.Inputs {
-				if in.Name == name {
-					from = " (" + in.Step + ")"
-				}
-			}
-			changed = append(changed, "input "+name+from+" changed")
+		case k == schema.AliasKeyPart:
+			model, alias, _ := schema.AliasInput(s)
+			changed = append(changed, "alias "+alias+" of model "+model+" moved")
 		default:
 			changed = append(changed, k+" changed")
+		}
+	}
+	if len(inputs) > 0 {
+		from := map[string]string{}
+		for _, in := range s.Inputs {
+			from["input:"+in.Name] = in.Step
+		}
+		first := from[inputs[0]]
+		switch len(inputs) {
+		case 1:
+			changed = append(changed, "upstream "+first+" changed")
+		default:
+			changed = append(changed, fmt.Sprintf("upstream %s and %d more changed", first, len(inputs)-1))
 		}
 	}
 	if len(changed) == 0 {

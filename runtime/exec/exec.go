@@ -142,6 +142,7 @@ type node struct {
 	blocked string
 	step    *schema.Step
 	key     string // effective cache key (recomputed at apply time)
+	parts   map[string]string
 	deps    []*node
 	down    []*node
 	pending int

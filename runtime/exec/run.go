@@ -73,8 +73,8 @@ func (r *Run) runNode(ctx context.Context, n *node) *StepReport {
 			return &StepReport{Address: s.Address, Status: StatusSkipped, Deferred: true, Message: "deferred: " + why}
 		}
 	}
-	key := r.effectiveKey(ctx, n)
-	n.key = key
+	key, parts := r.effectiveKey(ctx, n)
+	n.key, n.parts = key, parts
 	if !s.NoCache && !s.Forced && (s.Action == schema.ActionCached || key != s.CacheKey) {
 		if rep := r.reuse(ctx, n, key); rep != nil {
 			return rep
@@ -86,10 +86,10 @@ func (r *Run) runNode(ctx context.Context, n *node) *StepReport {
 // effectiveKey recomputes the step's key when an input is only known at
 // apply time: an upstream step whose key changed during this run, or a model
 // alias that moved.
-func (r *Run) effectiveKey(ctx context.Context, n *node) string {
+func (r *Run) effectiveKey(ctx context.Context, n *node) (string, map[string]string) {
 	s := n.step
 	if len(s.KeyParts) == 0 {
-		return s.CacheKey
+		return s.CacheKey, nil
 	}
 	parts := make(map[string]string, len(s.KeyParts))
 	for k, v := range s.KeyParts {
@@ -120,9 +120,9 @@ func (r *Run) effectiveKey(ctx context.Context, n *node) string {
 		}
 	}
 	if !changed {
-		return s.CacheKey
+		return s.CacheKey, s.KeyParts
 	}
-	return schema.CacheKey(parts)
+	return schema.CacheKey(parts), parts
 }
 
 // reuse records a reused result when one exists with its artifacts intact.
@@ -149,12 +149,21 @@ func (r *Run) reuse(ctx context.Context, n *node, key string) *StepReport {
 		Metrics: metrics, Params: params}); err != nil {
 		return &StepReport{Address: n.step.Address, Status: state.StatusFailed, Message: "recording in the state: " + err.Error()}
 	}
+	r.recordParts(bg, id, n)
 	msg := "reused from run " + e.RunID
 	if e.Address != n.step.Address {
 		msg += " (" + e.Address + ")"
 	}
 	r.event(Event{Type: EventCached, Step: n.step.Address, Status: state.StatusCached, Message: msg})
 	return &StepReport{Address: n.step.Address, Status: state.StatusCached, Message: msg, ExecID: id, Outputs: e.Outputs, Attempts: 0}
+}
+
+// recordParts keeps the key's parts with the execution, so the next plan
+// can say what changed. Losing them only makes that explanation vaguer.
+func (r *Run) recordParts(ctx context.Context, id int64, n *node) {
+	if len(n.parts) > 0 {
+		_ = r.opts.State.RecordKeyParts(ctx, id, n.parts)
+	}
 }
 
 // execute runs the step, retrying failures with exponential backoff.
@@ -229,6 +238,8 @@ func (r *Run) attempt(ctx context.Context, n *node, key string, attempt int) *St
 	rep.Status = res.Status
 	if ferr := db.FinishExecution(bg, id, res); ferr != nil {
 		rep.Status, rep.Message = state.StatusFailed, "recording in the state: "+ferr.Error()
+	} else if rep.Status == state.StatusSucceeded {
+		r.recordParts(bg, id, n)
 	}
 	r.event(Event{Type: EventDone, Step: s.Address, Status: rep.Status, Attempt: attempt, Message: rep.Message, Elapsed: time.Since(started)})
 	return rep

@@ -157,4 +157,12 @@ CREATE TABLE audit (
 	hash      TEXT NOT NULL
 ) STRICT;
 `,
+	// 2: the key parts of executions, so a plan can say what changed.
+	`
+CREATE TABLE key_parts (
+	execution_id INTEGER PRIMARY KEY REFERENCES executions (id),
+	parts        TEXT NOT NULL
+) STRICT;
+CREATE INDEX executions_address ON executions (address, id);
+`,
 }

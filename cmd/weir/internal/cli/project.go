@@ -109,7 +109,7 @@ func (s *planState) Lookup(key string) (bool, string) {
 }
 
 func (s *planState) LastKeyParts(address string) (map[string]string, bool) {
-	return nil, false
+	return s.db.LastKeyParts(s.ctx, address)
 }
 
 func (s *planState) Alias(model, alias string) (int, bool) {
