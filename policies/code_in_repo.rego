@@ -37,11 +37,12 @@ absolute(code) if startswith(code, `\`)
 
 absolute(code) if startswith(code, "~")
 
-absolute(code) if regex.match(`^[A-Za-z]:`, code)
+absolute(code) if indexof(code, ":") == 1
 
 # escapes(code) holds when some prefix of the path has climbed more `..`
 # than it has descended.
 escapes(code) if {
+	contains(code, "..")
 	parts := [p | some p in split(replace(code, `\`, "/"), "/"); p != ""; p != "."]
 	count(parts) > 0
 	some i in numbers.range(1, count(parts))

@@ -20,9 +20,10 @@ quotas := data.weir.config.gpu_quota.backends
 deny contains finding if {
 	count(quotas) > 0
 	some site, run in runs.sites
+	gpus := runs.gpus(run)
+	gpus > 0
 	backend := runs.backend(site, run)
 	quota := quotas[backend]
-	gpus := runs.gpus(site, run)
 	gpus > quota
 	finding := {
 		"msg": sprintf("%s asks for %d GPUs per step on backend %s, whose quota is %d", [site, gpus, backend, quota]),

@@ -20,27 +20,26 @@ import data.weir.lib.text
 
 quota := data.weir.config.gpu_quota.project
 
-training_kinds := {"train", "trial"}
-
-step_gpus(step) := g * max([1, object.get(step.run, "workers", 1)]) if {
-	g := object.get(step.run, ["resources", "gpu"], 0)
-}
-
-# running[element] holds [address, gpus] for each training step that will
-# run and holds GPUs, grouped by the spec element it comes from.
-running[element] contains [step.address, g] if {
+# running are [element, gpus] for each training step that will run and
+# holds GPUs.
+running := [[step.element, g] |
 	some step in input.plan.steps
 	step.action == "run"
-	training_kinds[step.kind]
-	g := step_gpus(step)
-	g > 0
-	element := step.element
-}
+	step.kind in {"train", "trial"}
+	gpu := step.run.resources.gpu
+	gpu > 0
+	g := gpu * object.get(step.run, "workers", 1)
+]
 
-# demand[element] is the GPUs the element can hold at once.
-demand[element] := g * min([count(steps), parallelism(element, count(steps))]) if {
-	some element, steps in running
-	g := max({x[1] | some x in steps})
+# demand[element] is the GPUs the element can hold at once. OPA indexes
+# the inner comprehension by element (it evaluates it once and looks the
+# groups up), so this is linear in the plan; see lib/runs on performance.
+demand := d if {
+	d := {element: n |
+		some element in {x[0] | some x in running}
+		gpus := [g | some x in running; x[0] == element; g := x[1]]
+		n := max(gpus) * min([count(gpus), parallelism(element, count(gpus))])
+	}
 }
 
 parallelism(element, n) := p if {

@@ -16,13 +16,11 @@ import data.weir.lib.runs
 deny contains finding if {
 	some path, ref in runs.images
 	not images.has_digest(ref)
-	images.tag(ref) == "latest"
-	finding := {"msg": sprintf("image %q uses the latest tag", [ref]), "path": path}
+	why := latest(ref)
+	finding := {"msg": sprintf("image %q %s", [ref, why]), "path": path}
 }
 
-deny contains finding if {
-	some path, ref in runs.images
-	not images.has_digest(ref)
-	not images.tag(ref)
-	finding := {"msg": sprintf("image %q has no tag, which means latest", [ref]), "path": path}
-}
+latest(ref) := "uses the latest tag" if endswith(ref, ":latest")
+
+# No ":" after the last "/": no tag (a port is not a tag).
+latest(ref) := "has no tag, which means latest" if not regex.match(`:[^/]*$`, ref)

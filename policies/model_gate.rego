@@ -11,12 +11,12 @@
 #     Add a gate on the objective metric, such as gates: {auc: >=0.80}.
 package weir.model.gate
 
-training(m) := input.project.training[trim_prefix(m.from, "training.")] if startswith(m.from, "training.")
+training(m) := input.project.training[trim_prefix(m.from, "training.")]
 
 deny contains finding if {
 	some name, m in input.project.models
 	metric := training(m).search.objective.metric
-	not metric in object.keys(object.get(m, "gates", {}))
+	not m.gates[metric]
 	finding := {
 		"msg": sprintf("model %s has no gate on %s, the objective of %s", [name, metric, m.from]),
 		"path": concat("", ["models.", name, ".gates"]),

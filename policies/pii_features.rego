@@ -18,14 +18,15 @@ package weir.pii.features
 
 import data.weir.lib.text
 
-dataset(ref) := input.project.datasets[trim_prefix(ref, "datasets.")] if startswith(ref, "datasets.")
+# pii[dataset] is the set of PII columns of each dataset that has some.
+pii := {name: {c | some c in d.pii} | some name, d in input.project.datasets; count(object.get(d, "pii", [])) > 0}
 
 deny contains finding if {
 	some name, fs in input.project.features
 	some ref in fs.from
-	pii := {c | some c in dataset(ref).pii}
+	cols := pii[trim_prefix(ref, "datasets.")]
 	some i, col in fs.columns
-	pii[col]
+	cols[col]
 	finding := {
 		"msg": sprintf("feature set %s keeps column %q, which %s marks as PII", [name, col, ref]),
 		"path": sprintf("features.%s.columns[%d]", [name, i]),
@@ -37,10 +38,9 @@ deny contains finding if {
 	not fs.columns
 	not fs.transform
 	some ref in fs.from
-	pii := dataset(ref).pii
-	count(pii) > 0
+	cols := pii[trim_prefix(ref, "datasets.")]
 	finding := {
-		"msg": sprintf("feature set %s lists no columns over %s, which holds PII columns (%s); list the columns it keeps", [name, ref, text.list(pii)]),
+		"msg": sprintf("feature set %s lists no columns over %s, which holds PII columns (%s); list the columns it keeps", [name, ref, text.list(cols)]),
 		"path": concat(".", ["features", name]),
 	}
 }
@@ -48,10 +48,10 @@ deny contains finding if {
 deny contains finding if {
 	some name, t in input.project.training
 	some i, ref in t.features
-	pii := dataset(ref).pii
-	count(pii) > 0
+	startswith(ref, "datasets.")
+	cols := pii[trim_prefix(ref, "datasets.")]
 	finding := {
-		"msg": sprintf("training %s reads %s directly, which holds PII columns (%s)", [name, ref, text.list(pii)]),
+		"msg": sprintf("training %s reads %s directly, which holds PII columns (%s)", [name, ref, text.list(cols)]),
 		"path": sprintf("training.%s.features[%d]", [name, i]),
 	}
 }

@@ -16,10 +16,7 @@ package weir.serving.production
 
 import data.weir.lib.serving
 
-production[name] := s if {
-	some name, s in input.project.serving
-	serving.production(s)
-}
+production := {name: s | some name, s in input.project.serving; serving.production(s)}
 
 deny contains finding if {
 	some name, s in production

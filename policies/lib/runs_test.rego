@@ -34,7 +34,8 @@ test_backend if {
 }
 
 test_gpus if {
-	runs.gpus("training.m", project.training.m) == 6 with input as {"project": project}
-	runs.gpus("training.m.evaluate", project.training.m.evaluate) == 1 with input as {"project": project}
-	runs.gpus("tasks.t", {"resources": {"cpu": 1}}) == 0 with input as {"project": project}
+	runs.gpus(project.training.m) == 6 with input as {"project": project}
+	runs.gpus(project.training.m.evaluate) == 1 with input as {"project": project}
+	runs.gpus({"resources": {"cpu": 1}}) == 0 with input as {"project": project}
+	runs.gpus({}) == 0 with input as {"project": {}}
 }

@@ -17,11 +17,15 @@ addr(ref) := ref if startswith(ref, "serving.")
 addr(ref) := concat(".", ["serving", ref]) if not startswith(ref, "serving.")
 
 # watchers[serving_address] are the names of the monitoring entries that
-# watch it.
-watchers[t] contains name if {
-	some name, m in input.project.monitoring
-	t := target(name, m)
+# watch it. (The inner comprehension is indexed by t: linear.)
+watchers := w if {
+	w := {t: names |
+		some t in {p[0] | some p in targets}
+		names := {name | some p in targets; p[0] == t; name := p[1]}
+	}
 }
+
+targets := [[target(name, m), name] | some name, m in input.project.monitoring]
 
 # production(s) holds for an endpoint whose environment is absent or
 # "production".

@@ -1,0 +1,514 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
+
+	"weir.dev/weir/internal/diag"
+	"weir.dev/weir/schema"
+)
+
+// DefaultTimeout bounds one evaluation when Options.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// WaiverExpiredRule is the rule id of the finding an expired waiver raises.
+const WaiverExpiredRule = "weir.waiver.expired"
+
+// Options say which policies to load and how to treat their findings.
+type Options struct {
+	// Builtin loads the embedded bundle (package policies).
+	Builtin bool
+	// Dirs are user policy folders (the project's policies/ and the spec's
+	// policy.bundles) or single .rego files. Folders are read recursively:
+	// .rego modules, and .json/.yaml/.yml data placed at the data path of
+	// their folder. Folders starting with "." are skipped.
+	Dirs []string
+	// Config is the spec's policy.data, seen by policies as
+	// data.weir.config (merged over any data files' weir.config).
+	Config map[string]any
+	// Enforcement maps a rule id to "deny", "warn" or "off", overriding
+	// the severity of its findings.
+	Enforcement map[string]string
+	// Waivers accept a rule's findings on an address until they expire.
+	Waivers []schema.Waiver
+	// Timeout bounds one Eval (DefaultTimeout when zero) and each test in
+	// Test.
+	Timeout time.Duration
+	// Now is the clock waivers expire by (time.Now when nil).
+	Now func() time.Time
+}
+
+// RuleInfo describes one rule (one policy package), from its METADATA.
+type RuleInfo struct {
+	// ID is custom.id, or the package path without "data." when the
+	// METADATA gives none.
+	ID          string `json:"id"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	// Severity is custom.severity normalised to "error", "warning" or
+	// "info"; without one, "error" for packages with deny or violation
+	// rules and "warning" otherwise.
+	Severity    string `json:"severity"`
+	Remediation string `json:"remediation,omitempty"`
+	// Enforcement is the override from Options.Enforcement ("deny",
+	// "warn", "off"), empty when there is none.
+	Enforcement string `json:"enforcement,omitempty"`
+	// Package is the Rego package ("weir.image.digest").
+	Package string `json:"package,omitempty"`
+	// File is the module that declares the rule's METADATA (or its first
+	// module); built-in files start with BuiltinPrefix.
+	File    string `json:"file,omitempty"`
+	Builtin bool   `json:"builtin,omitempty"`
+}
+
+// Level is the severity findings of the rule get after enforcement:
+// "error", "warning", "info" or "off".
+func (r RuleInfo) Level() string {
+	switch r.Enforcement {
+	case "deny":
+		return "error"
+	case "warn":
+		return "warning"
+	case "off":
+		return "off"
+	}
+	return r.Severity
+}
+
+// Engine holds compiled policies, ready to evaluate many inputs. It is safe
+// for concurrent use.
+type Engine struct {
+	timeout     time.Duration
+	now         func() time.Time
+	enforcement map[string]string
+	waivers     []schema.Waiver
+	rules       []RuleInfo
+	ruleIDs     map[string]bool
+
+	compiler *ast.Compiler
+	store    storage.Store
+	targets  []*target
+	query    rego.PreparedEvalQuery
+
+	// single holds one prepared query per target, built on the first
+	// evaluation error so a failing policy does not hide the others.
+	singleOnce sync.Once
+	single     []rego.PreparedEvalQuery
+	singleErr  error
+}
+
+// target is one policy package with finding rules.
+type target struct {
+	pkg   ast.Ref
+	id    string
+	kinds []string // of findingKinds, in that order
+	vars  []string // the query's variable for each kind
+}
+
+// findingKinds are the rule names whose values are findings, as conftest
+// names them: deny and violation are errors, warn warnings.
+var findingKinds = []string{"deny", "violation", "warn"}
+
+// unsafeBuiltins are refused in policies: a policy must be a pure function
+// of the spec and plan (no network), and must not read Weir's environment.
+var unsafeBuiltins = map[string]struct{}{
+	"http.send":          {},
+	"net.lookup_ip_addr": {},
+	"opa.runtime":        {},
+}
+
+func newCompiler(print bool) *ast.Compiler {
+	return ast.NewCompiler().
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithUnsafeBuiltins(unsafeBuiltins).
+		WithEnablePrintStatements(print)
+}
+
+// New loads, parses and compiles the policies once and prepares their
+// evaluation. Parse errors are "policy-syntax" and compile errors (unsafe
+// variables, type errors, unknown functions) "policy-compile"
+// diagnostics at the .rego file's line and column; unreadable folders are
+// "policy-load" and bad data files "policy-data". The Engine is nil when
+// the diagnostics hold an error.
+func New(ctx context.Context, opts Options) (*Engine, diag.Diagnostics) {
+	b, ds := load(opts, false)
+	if ds.HasErrors() {
+		return nil, ds
+	}
+	e := &Engine{
+		timeout:     opts.Timeout,
+		now:         opts.Now,
+		enforcement: opts.Enforcement,
+		waivers:     opts.Waivers,
+	}
+	if e.timeout <= 0 {
+		e.timeout = DefaultTimeout
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.compiler = newCompiler(false)
+	if e.compiler.Compile(b.modules); e.compiler.Failed() {
+		return nil, append(ds, regoErrors("policy-compile", e.compiler.Errors, "")...)
+	}
+	e.store = inmem.NewFromObjectWithOpts(b.data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+
+	var rds diag.Diagnostics
+	e.rules, e.targets, rds = discover(b)
+	ds = append(ds, rds...)
+	e.ruleIDs = make(map[string]bool, len(e.rules))
+	for i := range e.rules {
+		if lvl, ok := opts.Enforcement[e.rules[i].ID]; ok {
+			e.rules[i].Enforcement = lvl
+		}
+		e.ruleIDs[e.rules[i].ID] = true
+	}
+	if len(e.targets) > 0 {
+		q, err := rego.New(
+			rego.Query(queryText(e.targets)),
+			rego.Compiler(e.compiler),
+			rego.Store(e.store),
+			rego.StrictBuiltinErrors(true),
+		).PrepareForEval(ctx)
+		if err != nil {
+			return nil, append(ds, regoErrors("policy-compile", err, "")...)
+		}
+		e.query = q
+	}
+	return e, ds
+}
+
+// queryText is one query over every target: for each finding rule, a
+// variable bound to [value], or to [] when the rule is undefined (a
+// complete rule whose conditions fail), so one undefined rule does not make
+// the whole query undefined. The value is usually a set of findings; see
+// collect.
+func queryText(targets []*target) string {
+	var b strings.Builder
+	for _, t := range targets {
+		for i, kind := range t.kinds {
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			fmt.Fprintf(&b, "%s = [x | x := %s]", t.vars[i], t.pkg.Append(ast.StringTerm(kind)))
+		}
+	}
+	return b.String()
+}
+
+// discover finds the policy packages (under data.weir, with deny, warn or
+// violation rules) and their METADATA.
+func discover(b *bundle) ([]RuleInfo, []*target, diag.Diagnostics) {
+	var ds diag.Diagnostics
+	names := make([]string, 0, len(b.modules))
+	for name := range b.modules {
+		if !b.tests[name] {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+
+	type pkgInfo struct {
+		path  ast.Ref
+		kinds map[string]bool
+		info  RuleInfo
+		meta  bool
+	}
+	pkgs := map[string]*pkgInfo{}
+	var order []string
+	for _, name := range names {
+		m := b.modules[name]
+		path := m.Package.Path
+		if len(path) < 2 || !path[1].Equal(ast.StringTerm("weir")) {
+			continue
+		}
+		kinds := map[string]bool{}
+		for _, r := range m.Rules {
+			ref := r.Head.Ref()
+			if len(ref) != 1 {
+				continue
+			}
+			if v, ok := ref[0].Value.(ast.Var); ok {
+				for _, k := range findingKinds {
+					if string(v) == k {
+						kinds[k] = true
+					}
+				}
+			}
+		}
+		key := path.String()
+		p, seen := pkgs[key]
+		if !seen {
+			p = &pkgInfo{path: path, kinds: map[string]bool{}}
+			p.info = RuleInfo{
+				ID:      strings.TrimPrefix(key, "data."),
+				Package: strings.TrimPrefix(key, "data."),
+				File:    name,
+				Builtin: b.builtin[name],
+			}
+			pkgs[key] = p
+			order = append(order, key)
+		}
+		for k := range kinds {
+			p.kinds[k] = true
+		}
+		if a := packageAnnotations(m); a != nil && !p.meta {
+			p.meta = true
+			p.info.File = name
+			p.info.Builtin = b.builtin[name]
+			p.info.Title = a.Title
+			p.info.Description = strings.TrimSpace(a.Description)
+			if id := customString(a, "id"); id != "" {
+				p.info.ID = id
+			}
+			p.info.Severity = normalSeverity(customString(a, "severity"))
+			p.info.Remediation = customString(a, "remediation")
+		}
+	}
+
+	var rules []RuleInfo
+	var targets []*target
+	byID := map[string]string{}
+	for _, key := range order {
+		p := pkgs[key]
+		if len(p.kinds) == 0 {
+			continue // a library package
+		}
+		if p.info.Severity == "" {
+			p.info.Severity = "warning"
+			if p.kinds["deny"] || p.kinds["violation"] {
+				p.info.Severity = "error"
+			}
+		}
+		if other, dup := byID[p.info.ID]; dup {
+			ds = append(ds, diag.Errorf("policy-duplicate-id", "", &diag.Range{Filename: p.info.File},
+				"rule id %s is declared by %s and by %s; rule ids must be unique", p.info.ID, other, p.info.File))
+			continue
+		}
+		byID[p.info.ID] = p.info.File
+		t := &target{pkg: p.path, id: p.info.ID}
+		for _, k := range findingKinds {
+			if p.kinds[k] {
+				t.kinds = append(t.kinds, k)
+				t.vars = append(t.vars, fmt.Sprintf("w%d_%s", len(targets), k))
+			}
+		}
+		targets = append(targets, t)
+		rules = append(rules, p.info)
+	}
+	rules = append(rules, RuleInfo{
+		ID:          WaiverExpiredRule,
+		Title:       "Waivers are current",
+		Description: "A waiver in policy.waivers whose expiry date has passed no longer accepts findings, and is itself a finding until it is renewed or removed.",
+		Severity:    "error",
+		Remediation: "Fix the findings the waiver accepted and remove it, or renew it with a new expires date and reason.",
+		Builtin:     true,
+	})
+	sort.Slice(rules, func(i, j int) bool { return rules[i].ID < rules[j].ID })
+	return rules, targets, ds
+}
+
+// packageAnnotations is the module's package-scoped METADATA, or any
+// METADATA that carries a custom.id.
+func packageAnnotations(m *ast.Module) *ast.Annotations {
+	for _, a := range m.Annotations {
+		if a.Scope == "package" || a.Scope == "subpackages" {
+			return a
+		}
+	}
+	for _, a := range m.Annotations {
+		if customString(a, "id") != "" {
+			return a
+		}
+	}
+	return nil
+}
+
+func customString(a *ast.Annotations, key string) string {
+	if a == nil || a.Custom == nil {
+		return ""
+	}
+	s, _ := a.Custom[key].(string)
+	return strings.TrimSpace(s)
+}
+
+func normalSeverity(s string) string {
+	switch strings.ToLower(s) {
+	case "error", "deny", "violation", "high", "critical":
+		return "error"
+	case "warning", "warn", "medium":
+		return "warning"
+	case "info", "note", "notice", "low":
+		return "info"
+	}
+	return ""
+}
+
+// Rules lists the loaded rules, sorted by id, with the built-in
+// WaiverExpiredRule.
+func (e *Engine) Rules() []RuleInfo {
+	return append([]RuleInfo(nil), e.rules...)
+}
+
+// rawFinding is a value of a finding rule before Weir's treatment.
+type rawFinding struct {
+	t     *target
+	kind  string
+	value any
+}
+
+// Eval evaluates every policy over the input and returns the findings, with
+// enforcement overrides and waivers applied, addresses and source ranges
+// from sm, sorted by position, rule, address and message.
+//
+// A policy that fails at evaluation (conflicting values, a built-in
+// function's error such as a type error) gives a "policy-error" diagnostic
+// naming its rule; the other policies' findings are still returned.
+// Evaluation running longer than the timeout is stopped ("policy-timeout").
+func (e *Engine) Eval(ctx context.Context, in Input, sm schema.SourceMap) ([]schema.Finding, diag.Diagnostics) {
+	var ds diag.Diagnostics
+	var raw []rawFinding
+	if len(e.targets) > 0 {
+		val, err := in.Value()
+		if err != nil {
+			return nil, diag.Diagnostics{diag.Errorf("policy-input", "", nil, "cannot build the policy input: %v", err)}
+		}
+		ectx, cancel := context.WithTimeout(ctx, e.timeout)
+		defer cancel()
+		rs, err := e.query.Eval(ectx, rego.EvalParsedInput(val))
+		switch {
+		case err == nil:
+			raw = e.collect(rs, e.targets)
+		case isCancel(err):
+			return nil, diag.Diagnostics{e.cancelled(ctx)}
+		default:
+			var eds diag.Diagnostics
+			raw, eds = e.evalEach(ectx, ctx, val)
+			ds = append(ds, eds...)
+		}
+	}
+	findings, fds := e.finish(raw, sm)
+	return findings, append(ds, fds...)
+}
+
+func isCancel(err error) bool {
+	return topdown.IsCancel(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
+}
+
+func (e *Engine) cancelled(parent context.Context) diag.Diagnostic {
+	if parent.Err() != nil {
+		return diag.Errorf("policy-cancelled", "", nil, "policy evaluation was cancelled")
+	}
+	d := diag.Errorf("policy-timeout", "", nil, "policy evaluation took longer than the timeout of %s and was stopped", e.timeout)
+	d.Detail = "Raise policy.timeout in the spec, or make the slow policy cheaper (index by address instead of joining lists)."
+	return d
+}
+
+func (e *Engine) collect(rs rego.ResultSet, targets []*target) []rawFinding {
+	if len(rs) == 0 {
+		return nil
+	}
+	var raw []rawFinding
+	b := rs[0].Bindings
+	for _, t := range targets {
+		for i, kind := range t.kinds {
+			vals, _ := b[t.vars[i]].([]any)
+			if len(vals) == 0 {
+				continue
+			}
+			switch v := vals[0].(type) {
+			case []any: // a set (or array) of findings, the usual case
+				for _, x := range v {
+					raw = append(raw, rawFinding{t: t, kind: kind, value: x})
+				}
+			case nil, bool, string, map[string]any:
+				// A complete rule: deny := "message", deny := {msg...};
+				// false, null and "" mean no finding, true one without a
+				// message of its own.
+				switch {
+				case v == nil, v == false, v == "":
+				case v == true:
+					raw = append(raw, rawFinding{t: t, kind: kind, value: kind + " rule of " + t.id + " is true"})
+				default:
+					raw = append(raw, rawFinding{t: t, kind: kind, value: v})
+				}
+			default:
+				raw = append(raw, rawFinding{t: t, kind: kind, value: v})
+			}
+		}
+	}
+	return raw
+}
+
+// evalEach evaluates each target alone, after the combined query failed:
+// the failing ones become diagnostics, the others still give findings.
+func (e *Engine) evalEach(ctx, parent context.Context, val ast.Value) ([]rawFinding, diag.Diagnostics) {
+	e.singleOnce.Do(func() {
+		for _, t := range e.targets {
+			q, err := rego.New(
+				rego.Query(queryText([]*target{t})),
+				rego.Compiler(e.compiler),
+				rego.Store(e.store),
+				rego.StrictBuiltinErrors(true),
+			).PrepareForEval(context.Background())
+			if err != nil {
+				e.singleErr = err
+				return
+			}
+			e.single = append(e.single, q)
+		}
+	})
+	if e.singleErr != nil {
+		return nil, regoErrors("policy-error", e.singleErr, "")
+	}
+	var raw []rawFinding
+	var ds diag.Diagnostics
+	for i, t := range e.targets {
+		rs, err := e.single[i].Eval(ctx, rego.EvalParsedInput(val))
+		if err != nil {
+			if isCancel(err) {
+				return raw, append(ds, e.cancelled(parent))
+			}
+			ds = append(ds, policyError(t.id, err))
+			continue
+		}
+		raw = append(raw, e.collect(rs, []*target{t})...)
+	}
+	return raw, ds
+}
+
+// policyError adapts an evaluation error of the rule id.
+func policyError(id string, err error) diag.Diagnostic {
+	var te *topdown.Error
+	if errors.As(err, &te) {
+		msg, more, _ := strings.Cut(te.Message, "\n")
+		d := diag.Errorf("policy-error", "", locationRange(te.Location, ""), "policy error in rule %s: %s", id, strings.TrimSuffix(msg, ":"))
+		d.Detail = strings.TrimSpace(dedent(more) + "\n(" + te.Code + ")")
+		return d
+	}
+	var ae *ast.Error
+	if errors.As(err, &ae) {
+		return diag.Errorf("policy-error", "", locationRange(ae.Location, ""), "policy error in rule %s: %s", id, ae.Message)
+	}
+	return diag.Errorf("policy-error", "", nil, "policy error in rule %s: %v", id, err)
+}
+
+// dedent trims the common indentation OPA puts on continuation lines.
+func dedent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	return strings.Join(lines, "\n")
+}

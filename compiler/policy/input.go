@@ -1,0 +1,108 @@
+package policy
+
+import (
+	"reflect"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"weir.dev/weir/schema"
+)
+
+// Input is what policies see as `input`:
+//
+//	{
+//	  project: the IR, field names as schema.Project's json tags,
+//	  plan:    the plan (schema.Plan) without its findings, checksum, the
+//	           steps' lowered tasks and source positions,
+//	  lock:    {images: {REF: DIGEST}},
+//	  changes: the review diff (null outside weir review),
+//	  context: {user, git: {commit, branch}, environment},
+//	}
+//
+// A nil Project or Plan leaves its key out, so `input.plan.steps` is
+// undefined rather than an error in `weir policy check` without a plan.
+// Source positions are not part of the input: a finding names a path and
+// Weir maps it back through the source map.
+type Input struct {
+	Project *schema.Project
+	Plan    *schema.Plan
+	Lock    Lock
+	// Changes is the review diff; any value encoding/json can encode.
+	Changes any
+	Context Context
+}
+
+// Lock is the part of weir.lock policies see.
+type Lock struct {
+	// Images maps an image reference as written in the spec to the digest
+	// it is pinned to ("sha256:…").
+	Images map[string]string `json:"images"`
+}
+
+// Context is who runs Weir, where, on what commit.
+type Context struct {
+	User        string `json:"user"`
+	Git         Git    `json:"git"`
+	Environment string `json:"environment"`
+}
+
+// Git names the commit and branch the spec comes from.
+type Git struct {
+	Commit string `json:"commit"`
+	Branch string `json:"branch"`
+}
+
+// inputConverter converts the IR and the plan, leaving out what policies
+// should not depend on: the lowered tasks (backend-specific, large), the
+// plan's own findings and checksum, and source positions.
+var inputConverter = &converter{skip: map[reflect.Type]map[string]bool{
+	reflect.TypeFor[schema.Plan]():   {"Findings": true, "Checksum": true},
+	reflect.TypeFor[schema.Step]():   {"Task": true, "Source": true},
+	reflect.TypeFor[schema.Change](): {"Source": true},
+}}
+
+var (
+	keyProject = ast.StringTerm("project")
+	keyPlan    = ast.StringTerm("plan")
+	keyLock    = ast.StringTerm("lock")
+	keyChanges = ast.StringTerm("changes")
+	keyContext = ast.StringTerm("context")
+	keyImages  = ast.StringTerm("images")
+)
+
+// Value builds the input document as an OPA value, straight from the Go
+// structs (no JSON text in between).
+func (in Input) Value() (ast.Value, error) {
+	c := inputConverter.state()
+	obj := ast.NewObjectWithCapacity(5)
+	if in.Project != nil {
+		v, err := c.value(in.Project)
+		if err != nil {
+			return nil, err
+		}
+		obj.Insert(keyProject, ast.NewTerm(v))
+	}
+	if in.Plan != nil {
+		v, err := c.value(in.Plan)
+		if err != nil {
+			return nil, err
+		}
+		obj.Insert(keyPlan, ast.NewTerm(v))
+	}
+	images := ast.NewObjectWithCapacity(len(in.Lock.Images))
+	for ref, digest := range in.Lock.Images {
+		images.Insert(c.str(ref), c.str(digest))
+	}
+	obj.Insert(keyLock, ast.ObjectTerm([2]*ast.Term{keyImages, ast.NewTerm(images)}))
+	changes, err := c.value(in.Changes)
+	if err != nil {
+		return nil, err
+	}
+	obj.Insert(keyChanges, ast.NewTerm(changes))
+	ctx, err := c.value(in.Context)
+	if err != nil {
+		return nil, err
+	}
+	obj.Insert(keyContext, ast.NewTerm(ctx))
+	return obj, nil
+}

@@ -1,0 +1,461 @@
+package policy
+
+import (
+	"encoding"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// converter turns Go values into OPA values directly, with the result
+// encoding/json followed by a JSON decode would give (field names from json
+// tags, omitempty and omitzero honoured, embedded structs flattened,
+// Marshaler and TextMarshaler types through their methods), but without the
+// text in between. TestValueMatchesJSON holds it to that.
+//
+// Like encoding/json it builds one encoder function per type, once, so a
+// conversion does no reflection on types, only on values.
+//
+// skip drops named fields of given struct types (the lowered task of a step,
+// source positions) that policies do not see.
+type converter struct {
+	skip     map[reflect.Type]map[string]bool
+	encoders sync.Map // reflect.Type -> encoderFunc
+}
+
+type encoderFunc func(c *conversion, v reflect.Value) (*ast.Term, error)
+
+// conversion is one run of a converter: strings seen in it share one term
+// (kinds, actions, backends, images repeat across thousands of steps).
+type conversion struct {
+	*converter
+	strs map[string]*ast.Term
+}
+
+func (c *converter) state() *conversion {
+	return &conversion{converter: c, strs: map[string]*ast.Term{}}
+}
+
+// value converts x; nil gives null.
+func (c *converter) value(x any) (ast.Value, error) {
+	return c.state().value(x)
+}
+
+func (c *conversion) value(x any) (ast.Value, error) {
+	if x == nil {
+		return ast.NullValue, nil
+	}
+	if v, ok := x.(ast.Value); ok {
+		return v, nil
+	}
+	rv := reflect.ValueOf(x)
+	t, err := c.encoder(rv.Type())(c, rv)
+	if err != nil {
+		return nil, err
+	}
+	return t.Value, nil
+}
+
+func (c *conversion) str(s string) *ast.Term {
+	if t, ok := c.strs[s]; ok {
+		return t
+	}
+	t := ast.InternedTerm(s)
+	c.strs[s] = t
+	return t
+}
+
+var (
+	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+// encoder returns the encoder of t, building it on first use. A recursive
+// type gets a forwarding encoder while its own is being built.
+func (c *converter) encoder(t reflect.Type) encoderFunc {
+	if f, ok := c.encoders.Load(t); ok {
+		return f.(encoderFunc)
+	}
+	var (
+		wg sync.WaitGroup
+		f  encoderFunc
+	)
+	wg.Add(1)
+	fi, loaded := c.encoders.LoadOrStore(t, encoderFunc(func(cs *conversion, v reflect.Value) (*ast.Term, error) {
+		wg.Wait()
+		return f(cs, v)
+	}))
+	if loaded {
+		return fi.(encoderFunc)
+	}
+	f = c.newEncoder(t, true)
+	wg.Done()
+	c.encoders.Store(t, f)
+	return f
+}
+
+// newEncoder builds t's encoder; allowAddr lets a value whose pointer has
+// the marshaling method use it when the value is addressable.
+func (c *converter) newEncoder(t reflect.Type, allowAddr bool) encoderFunc {
+	if t.Kind() != reflect.Pointer && allowAddr && reflect.PointerTo(t).Implements(jsonMarshalerType) {
+		return condAddr(marshalerEncoder, c.newEncoder(t, false))
+	}
+	if t.Implements(jsonMarshalerType) {
+		return marshalerEncoder
+	}
+	if t.Kind() != reflect.Pointer && allowAddr && reflect.PointerTo(t).Implements(textMarshalerType) {
+		return condAddr(textEncoder, c.newEncoder(t, false))
+	}
+	if t.Implements(textMarshalerType) {
+		return textEncoder
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return func(_ *conversion, v reflect.Value) (*ast.Term, error) { return ast.InternedTerm(v.Bool()), nil }
+	case reflect.String:
+		return func(c *conversion, v reflect.Value) (*ast.Term, error) { return c.str(v.String()), nil }
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return func(_ *conversion, v reflect.Value) (*ast.Term, error) { return ast.InternedTerm(v.Int()), nil }
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return func(_ *conversion, v reflect.Value) (*ast.Term, error) {
+			if u := v.Uint(); u <= math.MaxInt64 {
+				return ast.InternedTerm(int64(u)), nil
+			}
+			return ast.UIntNumberTerm(v.Uint()), nil
+		}
+	case reflect.Float32, reflect.Float64:
+		bits := t.Bits()
+		return func(_ *conversion, v reflect.Value) (*ast.Term, error) {
+			f := v.Float()
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("unsupported number %v", f)
+			}
+			return ast.NumberTerm(json.Number(strconv.FormatFloat(f, 'g', -1, bits))), nil
+		}
+	case reflect.Interface:
+		return func(c *conversion, v reflect.Value) (*ast.Term, error) {
+			if v.IsNil() {
+				return ast.NullTerm(), nil
+			}
+			e := v.Elem()
+			return c.encoder(e.Type())(c, e)
+		}
+	case reflect.Pointer:
+		elem := c.encoder(t.Elem())
+		return func(c *conversion, v reflect.Value) (*ast.Term, error) {
+			if v.IsNil() {
+				return ast.NullTerm(), nil
+			}
+			return elem(c, v.Elem())
+		}
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 && !reflect.PointerTo(t.Elem()).Implements(jsonMarshalerType) && !reflect.PointerTo(t.Elem()).Implements(textMarshalerType) {
+			return func(_ *conversion, v reflect.Value) (*ast.Term, error) {
+				if v.IsNil() {
+					return ast.NullTerm(), nil
+				}
+				return ast.StringTerm(base64.StdEncoding.EncodeToString(v.Bytes())), nil
+			}
+		}
+		arr := c.arrayEncoder(t)
+		return func(c *conversion, v reflect.Value) (*ast.Term, error) {
+			if v.IsNil() {
+				return ast.NullTerm(), nil
+			}
+			return arr(c, v)
+		}
+	case reflect.Array:
+		return c.arrayEncoder(t)
+	case reflect.Map:
+		return c.mapEncoder(t)
+	case reflect.Struct:
+		return c.structEncoder(t)
+	}
+	return func(*conversion, reflect.Value) (*ast.Term, error) {
+		return nil, fmt.Errorf("unsupported type %s", t)
+	}
+}
+
+func condAddr(addr, other encoderFunc) encoderFunc {
+	return func(c *conversion, v reflect.Value) (*ast.Term, error) {
+		if v.CanAddr() {
+			return addr(c, v.Addr())
+		}
+		return other(c, v)
+	}
+}
+
+// marshalerEncoder converts a json.Marshaler through its JSON text: rare
+// types (json.RawMessage in a step's config) whose shape only their method
+// knows.
+func marshalerEncoder(_ *conversion, v reflect.Value) (*ast.Term, error) {
+	if v.Kind() == reflect.Pointer && v.IsNil() {
+		return ast.NullTerm(), nil
+	}
+	b, err := v.Interface().(json.Marshaler).MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var x any
+	if err := util.UnmarshalJSON(b, &x); err != nil {
+		return nil, err
+	}
+	val, err := ast.InterfaceToValue(x)
+	if err != nil {
+		return nil, err
+	}
+	return ast.NewTerm(val), nil
+}
+
+func textEncoder(c *conversion, v reflect.Value) (*ast.Term, error) {
+	if v.Kind() == reflect.Pointer && v.IsNil() {
+		return ast.NullTerm(), nil
+	}
+	b, err := v.Interface().(encoding.TextMarshaler).MarshalText()
+	if err != nil {
+		return nil, err
+	}
+	return c.str(string(b)), nil
+}
+
+func (c *converter) arrayEncoder(t reflect.Type) encoderFunc {
+	elem := c.encoder(t.Elem())
+	return func(c *conversion, v reflect.Value) (*ast.Term, error) {
+		n := v.Len()
+		terms := make([]*ast.Term, n)
+		for i := range n {
+			e, err := elem(c, v.Index(i))
+			if err != nil {
+				return nil, err
+			}
+			terms[i] = e
+		}
+		return ast.ArrayTerm(terms...), nil
+	}
+}
+
+func (c *converter) mapEncoder(t reflect.Type) encoderFunc {
+	var key func(reflect.Value) (string, error)
+	switch {
+	case t.Key().Kind() == reflect.String:
+		key = func(k reflect.Value) (string, error) { return k.String(), nil }
+	case t.Key().Implements(textMarshalerType):
+		key = func(k reflect.Value) (string, error) {
+			if k.Kind() == reflect.Pointer && k.IsNil() {
+				return "", nil
+			}
+			b, err := k.Interface().(encoding.TextMarshaler).MarshalText()
+			return string(b), err
+		}
+	default:
+		switch t.Key().Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			key = func(k reflect.Value) (string, error) { return strconv.FormatInt(k.Int(), 10), nil }
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			key = func(k reflect.Value) (string, error) { return strconv.FormatUint(k.Uint(), 10), nil }
+		default:
+			return func(*conversion, reflect.Value) (*ast.Term, error) {
+				return nil, fmt.Errorf("unsupported map key type %s", t.Key())
+			}
+		}
+	}
+	elem := c.encoder(t.Elem())
+	return func(c *conversion, v reflect.Value) (*ast.Term, error) {
+		if v.IsNil() {
+			return ast.NullTerm(), nil
+		}
+		obj := ast.NewObjectWithCapacity(v.Len())
+		kv := reflect.New(t.Key()).Elem()
+		vv := reflect.New(t.Elem()).Elem()
+		it := v.MapRange()
+		for it.Next() {
+			kv.SetIterKey(it)
+			vv.SetIterValue(it)
+			k, err := key(kv)
+			if err != nil {
+				return nil, err
+			}
+			e, err := elem(c, vv)
+			if err != nil {
+				return nil, err
+			}
+			obj.Insert(c.str(k), e)
+		}
+		return ast.NewTerm(obj), nil
+	}
+}
+
+type fieldCodec struct {
+	index     []int
+	key       *ast.Term
+	omitEmpty bool
+	omitZero  bool
+	typ       reflect.Type
+	enc       encoderFunc
+}
+
+func (c *converter) structEncoder(t reflect.Type) encoderFunc {
+	fields := c.fields(t)
+	var once sync.Once
+	return func(cs *conversion, v reflect.Value) (*ast.Term, error) {
+		// Field encoders are resolved on first use, so a type that
+		// contains itself does not recurse while being built.
+		once.Do(func() {
+			for i := range fields {
+				fields[i].enc = c.encoder(fields[i].typ)
+			}
+		})
+		obj := ast.NewObjectWithCapacity(len(fields))
+		for i := range fields {
+			f := &fields[i]
+			fv, ok := fieldByIndex(v, f.index)
+			if !ok {
+				continue
+			}
+			if f.omitEmpty && isEmpty(fv) || f.omitZero && fv.IsZero() {
+				continue
+			}
+			e, err := f.enc(cs, fv)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.key.Value, err)
+			}
+			obj.Insert(f.key, e)
+		}
+		return ast.NewTerm(obj), nil
+	}
+}
+
+// fieldByIndex is v.FieldByIndex that reports false instead of panicking
+// when an embedded pointer on the way is nil.
+func fieldByIndex(v reflect.Value, index []int) (reflect.Value, bool) {
+	if len(index) == 1 {
+		return v.Field(index[0]), true
+	}
+	for i, x := range index {
+		if i > 0 && v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return reflect.Value{}, false
+			}
+			v = v.Elem()
+		}
+		v = v.Field(x)
+	}
+	return v, true
+}
+
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool:
+		return !v.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return v.Int() == 0
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return v.Uint() == 0
+	case reflect.Float32, reflect.Float64:
+		return v.Float() == 0
+	case reflect.Interface, reflect.Pointer:
+		return v.IsNil()
+	}
+	return false
+}
+
+// fields lists the JSON fields of struct type t, following encoding/json's
+// rules: embedded structs without a tag are flattened; among fields with
+// one name the shallowest wins, a tagged one breaking a tie, and a
+// remaining tie drops the name.
+func (c *converter) fields(t reflect.Type) []fieldCodec {
+	type candidate struct {
+		fieldCodec
+		name   string
+		depth  int
+		tagged bool
+	}
+	var all []candidate
+	var walk func(t reflect.Type, index []int, depth int)
+	walk = func(t reflect.Type, index []int, depth int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			if tag == "-" {
+				continue
+			}
+			name, opts, _ := strings.Cut(tag, ",")
+			idx := append(append([]int(nil), index...), i)
+			ft := f.Type
+			if f.Anonymous && name == "" {
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if ft.Kind() == reflect.Struct {
+					walk(ft, idx, depth+1)
+					continue
+				}
+			}
+			if !f.IsExported() || c.skip[t][f.Name] {
+				continue
+			}
+			tagged := name != ""
+			if name == "" {
+				name = f.Name
+			}
+			all = append(all, candidate{
+				fieldCodec: fieldCodec{
+					index:     idx,
+					omitEmpty: hasOpt(opts, "omitempty"),
+					omitZero:  hasOpt(opts, "omitzero"),
+					typ:       f.Type,
+				},
+				name: name, depth: depth, tagged: tagged,
+			})
+		}
+	}
+	walk(t, nil, 0)
+	best := map[string]int{}
+	drop := map[string]bool{}
+	for i, cand := range all {
+		j, ok := best[cand.name]
+		if !ok {
+			best[cand.name] = i
+			continue
+		}
+		prev := all[j]
+		switch {
+		case cand.depth < prev.depth || cand.depth == prev.depth && cand.tagged && !prev.tagged:
+			best[cand.name] = i
+			delete(drop, cand.name)
+		case cand.depth == prev.depth && cand.tagged == prev.tagged:
+			drop[cand.name] = true
+		}
+	}
+	var out []fieldCodec
+	for i, cand := range all {
+		if best[cand.name] != i || drop[cand.name] {
+			continue
+		}
+		f := cand.fieldCodec
+		f.key = ast.InternedTerm(cand.name)
+		out = append(out, f)
+	}
+	return out
+}
+
+func hasOpt(opts, name string) bool {
+	for opts != "" {
+		var o string
+		o, opts, _ = strings.Cut(opts, ",")
+		if o == name {
+			return true
+		}
+	}
+	return false
+}
