@@ -197,7 +197,11 @@ func (r *findingRenderer) text() error {
 			b.WriteString(where)
 			b.WriteString(": ")
 		}
-		fmt.Fprintf(&b, "%s %s: %s", sev, f.Rule, f.Message)
+		msg := f.Message
+		if !r.loc(f).known && f.Address != "" && where != f.Address {
+			msg = f.Address + ": " + msg
+		}
+		fmt.Fprintf(&b, "%s %s: %s", sev, f.Rule, strings.ReplaceAll(msg, "\n", "\n\t"))
 		if f.Waived != "" {
 			b.WriteString(st.Dim(" (waived: " + f.Waived + ")"))
 		}
@@ -523,6 +527,9 @@ func (r *findingRenderer) mdWhere(f schema.Finding) string {
 	if f.Address != "" {
 		parts = append(parts, mdCode(f.Address))
 	}
+	if len(parts) == 0 {
+		parts = append(parts, mdCode(l.file))
+	}
 	return strings.Join(parts, " ")
 }
 
@@ -630,7 +637,7 @@ func (r *findingRenderer) tap() error {
 	for _, f := range r.findings {
 		n++
 		l := r.loc(f)
-		desc := strings.ReplaceAll(f.Rule+": "+r.caseName(f), "#", `\#`)
+		desc := strings.ReplaceAll(oneLine(f.Rule+": "+r.caseName(f)), "#", `\#`)
 		switch {
 		case f.Waived != "":
 			fmt.Fprintf(&b, "ok %d - %s # SKIP waived: %s\n", n, desc, oneLine(f.Waived))
