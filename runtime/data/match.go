@@ -7,7 +7,7 @@ import (
 	"slices"
 )
 
-// matcher answers (*regexp.Regexp).MatchString faster on ASCII text, with a
+// matcher answers (*regexp.Regexp).Match faster on ASCII text, with a
 // DFA built lazily from the compiled program, one state per set of program
 // counters the NFA can be in. A match-or-not answer does not depend on
 // leftmost-first preference, so the DFA and regexp always agree
@@ -70,10 +70,10 @@ func newMatcher(re *regexp.Regexp) *matcher {
 	return m
 }
 
-// MatchString reports whether s contains a match of the regular expression.
-func (m *matcher) MatchString(s string) bool {
+// Match reports whether s contains a match of the regular expression.
+func (m *matcher) Match(s []byte) bool {
 	if !m.dfa || len(s) == 0 {
-		return m.re.MatchString(s)
+		return m.re.Match(s)
 	}
 	st := m.states[m.start]
 	if st.match {
@@ -82,13 +82,13 @@ func (m *matcher) MatchString(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x80 {
-			return m.re.MatchString(s)
+			return m.re.Match(s)
 		}
 		nx := st.next[c]
 		if nx == unknown {
 			nx = m.step(st, c)
 			if nx < 0 {
-				return m.re.MatchString(s)
+				return m.re.Match(s)
 			}
 			st.next[c] = nx
 		}

@@ -26,7 +26,7 @@ func TestMatcherAgreesWithRegexp(t *testing.T) {
 		m := newMatcher(re)
 		for range 2 { // the second round uses the built states
 			for _, in := range matchInputs {
-				if got, want := m.MatchString(in), re.MatchString(in); got != want {
+				if got, want := m.Match([]byte(in)), re.MatchString(in); got != want {
 					t.Errorf("pattern %q on %q: matcher says %v, regexp %v", p, in, got, want)
 				}
 			}
@@ -51,7 +51,7 @@ func FuzzMatcher(f *testing.F) {
 		}
 		m := newMatcher(re)
 		for range 2 {
-			if got, want := m.MatchString(input), re.MatchString(input); got != want {
+			if got, want := m.Match([]byte(input)), re.MatchString(input); got != want {
 				t.Fatalf("pattern %q on %q: matcher says %v, regexp %v", pattern, input, got, want)
 			}
 		}

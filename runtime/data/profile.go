@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"math"
@@ -304,7 +305,7 @@ func (a *colAcc) first(b *batch) {
 	w := len(b.names)
 	if b.kinds == nil {
 		for i := a.idx; i < b.n*w; i += w {
-			if s := b.cells[i]; s != "" {
+			if s := b.cell(i); len(s) > 0 {
 				a.text(s)
 			}
 		}
@@ -312,13 +313,13 @@ func (a *colAcc) first(b *batch) {
 	}
 	for i := a.idx; i < b.n*w; i += w {
 		if k := b.kinds[i]; k != kindNull {
-			a.json(b.cells[i], k)
+			a.json(b.cell(i), k)
 		}
 	}
 }
 
 // text takes a non-null CSV cell.
-func (a *colAcc) text(s string) {
+func (a *colAcc) text(s []byte) {
 	a.count++
 	if a.pii {
 		return
@@ -341,7 +342,7 @@ func (a *colAcc) text(s string) {
 }
 
 // json takes a non-null JSON Lines cell.
-func (a *colAcc) json(s string, k cellKind) {
+func (a *colAcc) json(s []byte, k cellKind) {
 	a.count++
 	if a.pii {
 		return
@@ -349,7 +350,7 @@ func (a *colAcc) json(s string, k cellKind) {
 	if k == kindNumber && a.canNum {
 		x := mustParse(s)
 		if !math.IsInf(x, 0) {
-			a.canInt = a.canInt && !strings.ContainsAny(s, ".eE")
+			a.canInt = a.canInt && !bytes.ContainsAny(s, ".eE")
 			a.canBool, a.canStr = false, false
 			a.num.add(x)
 			return
@@ -395,8 +396,8 @@ func (a *colAcc) startSecondPass() {
 func (a *colAcc) second(b *batch) {
 	w := len(b.names)
 	for i := a.idx; i < b.n*w; i += w {
-		s := b.cells[i]
-		if b.kinds == nil && s == "" || b.kinds != nil && b.kinds[i] == kindNull {
+		s := b.cell(i)
+		if b.kinds == nil && len(s) == 0 || b.kinds != nil && b.kinds[i] == kindNull {
 			continue
 		}
 		if a.cats != nil {
@@ -602,25 +603,25 @@ type catAcc struct {
 
 func newCatAcc() *catAcc { return &catAcc{index: map[string]int32{}} }
 
-func (c *catAcc) add(s string) {
+func (c *catAcc) add(s []byte) {
 	if c.hll != nil {
 		c.hll.add(s)
 	}
-	if i, ok := c.index[s]; ok {
+	if i, ok := c.index[string(s)]; ok {
 		c.counts[i]++
 		return
 	}
 	if len(c.values) < maxTracked {
-		s = strings.Clone(s) // do not pin the record the cell is part of
-		c.index[s] = int32(len(c.values))
-		c.values = append(c.values, s)
+		v := string(s)
+		c.index[v] = int32(len(c.values))
+		c.values = append(c.values, v)
 		c.counts = append(c.counts, 1)
 		return
 	}
 	if c.hll == nil {
 		c.hll = newHLL()
 		for _, v := range c.values {
-			c.hll.add(v)
+			c.hll.add([]byte(v))
 		}
 		c.hll.add(s)
 	}
@@ -656,7 +657,7 @@ const hllP = 14
 
 func newHLL() *hll { return &hll{} }
 
-func (h *hll) add(s string) {
+func (h *hll) add(s []byte) {
 	x := hash64(s)
 	i := x >> (64 - hllP)
 	rest := x<<hllP | 1<<(hllP-1) // guard bit bounds the run of zeros
@@ -689,7 +690,7 @@ func (h *hll) estimate() int64 {
 // hash64 is FNV-1a finished with MurmurHash3's mixer, so that every bit
 // depends on every input byte; it is fixed, unlike hash/maphash, so
 // estimates are deterministic.
-func hash64(s string) uint64 {
+func hash64(s []byte) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])

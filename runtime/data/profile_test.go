@@ -260,8 +260,8 @@ func TestHLL(t *testing.T) {
 	for _, n := range []int{10, 1000, 50_000, 1_000_000} {
 		h := newHLL()
 		for i := range n {
-			h.add(strconv.Itoa(i))
-			h.add(strconv.Itoa(i)) // duplicates change nothing
+			h.add([]byte(strconv.Itoa(i)))
+			h.add([]byte(strconv.Itoa(i))) // duplicates change nothing
 		}
 		assert.InEpsilon(t, n, h.estimate(), 0.03, "n=%d", n)
 	}

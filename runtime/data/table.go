@@ -17,8 +17,11 @@ import (
 
 // Tables are read in batches of rows: a reader goroutine fills batches and a
 // consumer (the validator or the profiler) drains them, so parsing and
-// checking use two cores. A batch holds string headers into the records the
-// CSV reader allocates (one string per record), never copies of cells.
+// checking use two cores. A batch copies the bytes of its cells into one
+// buffer and notes where each ends: no pointers per cell, so filling it costs
+// the garbage collector nothing (storing string headers did: write barriers,
+// and every record kept alive until the batch was checked), and cells are
+// checked as byte slices without allocating.
 
 // ErrUnsupported marks a source kind or format the local data steps do not
 // handle yet. Test for it with errors.Is.
@@ -46,8 +49,11 @@ const (
 type batch struct {
 	names []string // column names; len(names) is the width
 	n     int      // rows in the batch
-	cells []string // n*width cells, row-major
-	// kinds is nil for CSV; for JSON Lines it parallels cells.
+	// buf holds the n*width cells, row-major; cell i is buf[ends[i-1]:ends[i]]
+	// (buf[:ends[0]] for the first).
+	buf  []byte
+	ends []int
+	// kinds is nil for CSV; for JSON Lines it parallels ends.
 	kinds []cellKind
 	// lines holds the 1-based file line on which each row starts.
 	lines []int64
@@ -59,7 +65,32 @@ type batch struct {
 func (b *batch) reset(names []string) {
 	b.names = names
 	b.n = 0
+	b.buf = b.buf[:0]
 	clear(b.fieldLines)
+}
+
+// cell returns the bytes of cell i (row-major), valid until b is reused.
+func (b *batch) cell(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.ends[i-1]
+	}
+	return b.buf[start:b.ends[i]]
+}
+
+// size makes room for batchRows rows of width w.
+func (b *batch) size(w int, kinds bool) {
+	if len(b.ends) < batchRows*w {
+		b.ends = make([]int, batchRows*w)
+	}
+	if len(b.lines) < batchRows {
+		b.lines = make([]int64, batchRows)
+	}
+	if !kinds {
+		b.kinds = nil
+	} else if len(b.kinds) < batchRows*w {
+		b.kinds = make([]cellKind, batchRows*w)
+	}
 }
 
 // line is the line on which cell (r, col) starts.
@@ -153,13 +184,7 @@ func (s *csvSource) Close() error      { return s.f.Close() }
 func (s *csvSource) next(b *batch) error {
 	w := len(s.names)
 	b.reset(s.names)
-	if len(b.cells) < batchRows*w {
-		b.cells = make([]string, batchRows*w)
-	}
-	if len(b.lines) < batchRows {
-		b.lines = make([]int64, batchRows)
-	}
-	b.kinds = nil
+	b.size(w, false)
 	for b.n < batchRows {
 		rec, err := s.r.Read()
 		if err == io.EOF {
@@ -168,7 +193,11 @@ func (s *csvSource) next(b *batch) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", s.path, err)
 		}
-		copy(b.cells[b.n*w:], rec)
+		ends := b.ends[b.n*w : (b.n+1)*w]
+		for i, f := range rec {
+			b.buf = append(b.buf, f...)
+			ends[i] = len(b.buf)
+		}
 		first, _ := s.r.FieldPos(0)
 		b.lines[b.n] = int64(first)
 		if last, _ := s.r.FieldPos(w - 1); last != first {
@@ -201,6 +230,7 @@ type jsonlSource struct {
 	pending     []field
 	pendingLine int64
 	row         []field
+	texts       []string // a row's cell texts in column order
 }
 
 type field struct {
@@ -225,25 +255,24 @@ func (s *jsonlSource) add(k string) int {
 func (s *jsonlSource) next(b *batch) error {
 	b.reset(s.names)
 	w := len(s.names)
-	grow := func() {
-		if len(b.cells) < batchRows*w || len(b.kinds) < batchRows*w {
-			b.cells = make([]string, batchRows*w)
-			b.kinds = make([]cellKind, batchRows*w)
-		}
-		if len(b.lines) < batchRows {
-			b.lines = make([]int64, batchRows)
-		}
-	}
-	grow()
+	b.size(w, true)
 	put := func(row []field, line int64) {
-		cells := b.cells[b.n*w : (b.n+1)*w]
+		texts := s.texts[:0]
+		for range w {
+			texts = append(texts, "")
+		}
 		kinds := b.kinds[b.n*w : (b.n+1)*w]
-		clear(cells)
 		clear(kinds) // kindNull
 		for _, f := range row {
-			cells[f.col] = f.text
+			texts[f.col] = f.text
 			kinds[f.col] = f.kind
 		}
+		ends := b.ends[b.n*w : (b.n+1)*w]
+		for i, t := range texts {
+			b.buf = append(b.buf, t...)
+			ends[i] = len(b.buf)
+		}
+		s.texts = texts
 		b.lines[b.n] = line
 		b.n++
 	}
@@ -277,7 +306,7 @@ func (s *jsonlSource) next(b *batch) error {
 			}
 			b.reset(s.names)
 			w = len(s.names)
-			grow()
+			b.size(w, true)
 			put(s.pending, s.pendingLine)
 			s.pending = nil
 			continue
@@ -433,65 +462,10 @@ func pump(ctx context.Context, src source, fn func(b *batch)) error {
 
 // Cell syntax. CSV cells are text; these decide what a text is.
 
-// isInt reports whether s is an optionally signed run of decimal digits.
-func isInt(s string) bool {
-	i := 0
-	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
-		i = 1
-	}
-	if i == len(s) {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i]-'0' > 9 {
-			return false
-		}
-	}
-	return true
-}
-
-// isNumber reports whether s is a decimal number: an optional sign, digits
-// with an optional fraction (at least one digit in all), and an optional
-// exponent. Hexadecimal, underscores, Inf and NaN are not numbers.
-func isNumber(s string) bool {
-	i, n, digits := 0, len(s), 0
-	if i < n && (s[i] == '-' || s[i] == '+') {
-		i++
-	}
-	for i < n && s[i]-'0' <= 9 {
-		i++
-		digits++
-	}
-	if i < n && s[i] == '.' {
-		i++
-		for i < n && s[i]-'0' <= 9 {
-			i++
-			digits++
-		}
-	}
-	if digits == 0 {
-		return false
-	}
-	if i < n && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < n && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		start := i
-		for i < n && s[i]-'0' <= 9 {
-			i++
-		}
-		if i == start {
-			return false
-		}
-	}
-	return i == n
-}
-
 // isBool reports whether s spells a boolean: true or false in lower, title
 // or upper case (the spellings of common CSV writers).
-func isBool(s string) bool {
-	switch s {
+func isBool(s []byte) bool {
+	switch string(s) {
 	case "true", "false", "True", "False", "TRUE", "FALSE":
 		return true
 	}
@@ -511,13 +485,16 @@ const (
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
-// scanNumber decides in one pass whether s is an int, a decimal number (as
-// isNumber) or neither, and when want is set also returns its value,
+// scanNumber decides in one pass whether s is an int (an optionally signed
+// run of decimal digits), a decimal number (an optional sign, digits with an
+// optional fraction, at least one digit in all, and an optional exponent;
+// no hexadecimal, underscores, Inf or NaN) or neither, and when want is set
+// also returns its value,
 // correctly rounded: a mantissa below 2^53 scaled by an exact power of ten
 // is one correctly rounded operation (Clinger's fast path); anything else
 // goes to strconv.ParseFloat. Values beyond float64's range become ±Inf and
 // still compare correctly with bounds.
-func scanNumber(s string, want bool) (float64, numSyntax) {
+func scanNumber(s []byte, want bool) (float64, numSyntax) {
 	i, n := 0, len(s)
 	neg := false
 	if i < n && (s[i] == '-' || s[i] == '+') {
@@ -591,6 +568,6 @@ func scanNumber(s string, want bool) (float64, numSyntax) {
 		}
 		return x, syn
 	}
-	x, _ := strconv.ParseFloat(s, 64)
+	x, _ := strconv.ParseFloat(string(s), 64)
 	return x, syn
 }

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -419,7 +420,7 @@ func (c *colCheck) part(f failure) string {
 }
 
 // checkText checks a non-empty CSV cell.
-func (c *colCheck) checkText(s string) failure {
+func (c *colCheck) checkText(s []byte) failure {
 	if c.typ == typeInt || c.typ == typeNumber || len(c.bounds) > 0 {
 		x, syn := scanNumber(s, len(c.bounds) > 0)
 		switch {
@@ -440,13 +441,13 @@ func (c *colCheck) checkText(s string) failure {
 }
 
 // checkJSON checks a non-null JSON Lines cell.
-func (c *colCheck) checkJSON(s string, k cellKind) failure {
+func (c *colCheck) checkJSON(s []byte, k cellKind) failure {
 	var ok bool
 	switch c.typ {
 	case typeAny:
 		ok = true
 	case typeInt:
-		ok = k == kindNumber && !strings.ContainsAny(s, ".eE")
+		ok = k == kindNumber && !bytes.ContainsAny(s, ".eE")
 	case typeNumber:
 		ok = k == kindNumber
 	case typeString:
@@ -477,14 +478,14 @@ func (c *colCheck) checkBounds(x float64) failure {
 	return pass
 }
 
-func (c *colCheck) checkPatterns(s string) failure {
+func (c *colCheck) checkPatterns(s []byte) failure {
 	for i, re := range c.patterns {
-		if !re.MatchString(s) {
+		if !re.Match(s) {
 			return failure{failPattern, int32(i)}
 		}
 	}
 	for i, re := range c.notPatterns {
-		if re.MatchString(s) {
+		if re.Match(s) {
 			return failure{failNotPattern, int32(i)}
 		}
 	}
@@ -497,23 +498,23 @@ func (c *colCheck) checkPatterns(s string) failure {
 // smallEnum is the largest enum checked by scanning rather than hashing.
 const smallEnum = 8
 
-func (c *colCheck) inEnum(s string) bool {
+func (c *colCheck) inEnum(s []byte) bool {
 	if c.enum != nil {
-		_, ok := c.enum[s]
+		_, ok := c.enum[string(s)]
 		return ok
 	}
 	for _, e := range c.enumList {
-		if e == s {
+		if string(s) == e {
 			return true
 		}
 	}
 	return false
 }
 
-func (c *colCheck) violation(line int64, value string, f failure) Violation {
+func (c *colCheck) violation(line int64, value []byte, f failure) Violation {
 	v := Violation{Line: line, Column: c.name, Code: codeNames[f.code], Rule: c.rule}
 	if f.code != failNull && f.code != failMissing {
-		v.Value = truncate(value)
+		v.Value = truncate(string(value))
 		v.Failed = c.part(f)
 	}
 	return v
@@ -564,7 +565,7 @@ func newValidator(format string, names []string, checks []*colCheck, cfg *schema
 		i, ok := index[c.name]
 		if !ok {
 			c.count++
-			v.report.Violations = append(v.report.Violations, c.violation(1, "", failure{failMissing, 0}))
+			v.report.Violations = append(v.report.Violations, c.violation(1, nil, failure{failMissing, 0}))
 			continue
 		}
 		c.idx = i
@@ -604,7 +605,7 @@ func (v *validator) batch(b *batch) {
 	v.scratch = v.scratch[:0]
 	for ord, c := range v.checks {
 		kept := 0
-		note := func(r int, cell string, f failure) {
+		note := func(r int, cell []byte, f failure) {
 			c.count++
 			if kept < remaining {
 				kept++
@@ -613,8 +614,8 @@ func (v *validator) batch(b *batch) {
 		}
 		if b.kinds == nil {
 			for r, i := 0, c.idx; r < b.n; r, i = r+1, i+w {
-				cell := b.cells[i]
-				if cell == "" {
+				cell := b.cell(i)
+				if len(cell) == 0 {
 					if !c.nullable {
 						note(r, cell, failure{failNull, 0})
 					}
@@ -629,12 +630,13 @@ func (v *validator) batch(b *batch) {
 				k := b.kinds[i]
 				if k == kindNull {
 					if !c.nullable {
-						note(r, "", failure{failNull, 0})
+						note(r, nil, failure{failNull, 0})
 					}
 					continue
 				}
-				if f := c.checkJSON(b.cells[i], k); f != pass {
-					note(r, b.cells[i], f)
+				cell := b.cell(i)
+				if f := c.checkJSON(cell, k); f != pass {
+					note(r, cell, f)
 				}
 			}
 		}
@@ -655,7 +657,8 @@ func (v *validator) batch(b *batch) {
 			continue
 		}
 		for r, i := 0, t.idx; r < b.n; r, i = r+1, i+w {
-			null := b.cells[i] == ""
+			cell := b.cell(i)
+			null := len(cell) == 0
 			if b.kinds != nil {
 				null = b.kinds[i] == kindNull
 			}
@@ -667,14 +670,14 @@ func (v *validator) batch(b *batch) {
 				continue
 			}
 			line := b.line(r, t.idx)
-			if first, dup := t.seen[b.cells[i]]; dup {
+			if first, dup := t.seen[string(cell)]; dup {
 				t.dupCount++
 				if len(t.dups) < MaxViolations {
-					t.dups = append(t.dups, Duplicate{Value: truncate(b.cells[i]), FirstLine: first, Line: line})
+					t.dups = append(t.dups, Duplicate{Value: truncate(string(cell)), FirstLine: first, Line: line})
 				}
 				continue
 			}
-			t.seen[strings.Clone(b.cells[i])] = line
+			t.seen[string(cell)] = line
 		}
 	}
 	v.report.Rows += int64(b.n)
@@ -774,7 +777,7 @@ func plural(n int, word string) string {
 }
 
 // mustParse parses a number the JSON decoder has already checked.
-func mustParse(s string) float64 {
-	x, _ := strconv.ParseFloat(s, 64)
+func mustParse(s []byte) float64 {
+	x, _ := strconv.ParseFloat(string(s), 64)
 	return x
 }
