@@ -109,8 +109,6 @@ type source interface {
 	// next fills b with up to batchRows rows. It returns io.EOF once no
 	// rows remain; rows put in b before an error are still valid.
 	next(b *batch) error
-	// csv reports whether cells are CSV text (b.kinds is nil).
-	csv() bool
 	Close() error
 }
 
@@ -178,7 +176,6 @@ type csvSource struct {
 }
 
 func (s *csvSource) columns() []string { return s.names }
-func (s *csvSource) csv() bool         { return true }
 func (s *csvSource) Close() error      { return s.f.Close() }
 
 func (s *csvSource) next(b *batch) error {
@@ -240,7 +237,6 @@ type field struct {
 }
 
 func (s *jsonlSource) columns() []string { return s.names }
-func (s *jsonlSource) csv() bool         { return false }
 func (s *jsonlSource) Close() error      { return s.f.Close() }
 
 func (s *jsonlSource) add(k string) int {

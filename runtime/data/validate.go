@@ -534,7 +534,6 @@ type tracker struct {
 
 type validator struct {
 	report   *Report
-	csv      bool
 	all      []*colCheck // every rule, by column name
 	checks   []*colCheck // rules of present columns, in table order
 	trackers []*tracker  // columns under maxNullFraction or unique
@@ -553,7 +552,6 @@ func newValidator(format string, names []string, checks []*colCheck, cfg *schema
 	v := &validator{
 		report: &Report{Format: format, ViolationsByColumn: map[string]int64{}},
 		all:    checks,
-		csv:    format == "csv",
 		cfg:    cfg,
 		byName: map[string]*tracker{},
 	}
