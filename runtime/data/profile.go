@@ -159,7 +159,8 @@ func WithSampleSize(n int) ProfileOption {
 
 // WithReference bins numeric columns over the histogram edges of the same
 // columns in ref, so PSI against ref compares exact counts rather than
-// re-binned ones. Columns ref lacks get their own edges.
+// re-binned ones. Columns ref lacks, or where ref's histogram has a single
+// bin (one value), get their own edges.
 func WithReference(ref *DatasetProfile) ProfileOption {
 	return func(o *profileOptions) { o.reference = ref }
 }
@@ -291,7 +292,8 @@ func newColAcc(idx int, name string, pii bool, o profileOptions) *colAcc {
 	}
 	a.num = &numAcc{limit: o.sampleSize, rng: rand.New(rand.NewPCG(uint64(idx), 0x77656972))}
 	if o.reference != nil {
-		if rc := o.reference.Column(name); rc != nil && rc.Numeric != nil && len(rc.Numeric.Histogram.Edges) >= 2 {
+		rc := o.reference.Column(name)
+		if rc != nil && rc.Numeric != nil && len(rc.Numeric.Histogram.Edges) > 2 {
 			a.num.edges = slices.Clone(rc.Numeric.Histogram.Edges)
 			a.num.counts = make([]int64, len(a.num.edges)-1)
 			a.num.fixed = true

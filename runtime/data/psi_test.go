@@ -97,3 +97,10 @@ func TestPSICategoriesBeyondTop(t *testing.T) {
 	_, q = categoryBins(ref, complete)
 	assert.Equal(t, []float64{1, 0, 0}, q)
 }
+
+func TestPSIConstantReferenceWithReference(t *testing.T) {
+	ref := profileOf(t, writeFile(t, "r.csv", "x\n5\n5\n5\n"))
+	moved := profileOf(t, writeFile(t, "m.csv", "x\n6\n7\n8\n"), WithReference(ref))
+	assert.Equal(t, 6.0, moved.Column("x").Numeric.Histogram.Edges[0], "a one-value reference lends no edges")
+	assert.Greater(t, PSI(ref.Column("x"), moved.Column("x")), 1.0)
+}
