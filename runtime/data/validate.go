@@ -563,7 +563,9 @@ func newValidator(format string, names []string, checks []*colCheck, cfg *schema
 		i, ok := index[c.name]
 		if !ok {
 			c.count++
-			v.report.Violations = append(v.report.Violations, c.violation(1, nil, failure{failMissing, 0}))
+			if len(v.report.Violations) < MaxViolations {
+				v.report.Violations = append(v.report.Violations, c.violation(1, nil, failure{failMissing, 0}))
+			}
 			continue
 		}
 		c.idx = i
