@@ -1,0 +1,282 @@
+// Command measure is `make bench`: it generates projects of several sizes
+// (package benchgen), times `weir plan` cold and warm and `cue export` of
+// the same spec in the same run, and prints a table with the ratios the
+// performance targets are stated in. testdata/bench/run.sh installs the cue
+// CLI and calls it; run it by hand as
+//
+//	go run ./testdata/bench/measure -weir bin/weir -cue $(command -v cue)
+//
+// Each command runs -runs times, interleaved (weir cold, weir warm, cue), so
+// a busy machine slows all of them alike; the table shows the median wall
+// time, the median CPU time (user+system, which a busy machine disturbs
+// less) and the median peak resident memory, read from the child's resource
+// usage (no GNU time needed).
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"weir.dev/weir/schema"
+	"weir.dev/weir/testdata/bench/benchgen"
+)
+
+// The targets at the largest size, relative to cue export.
+const (
+	targetColdTime = 0.5
+	targetColdMem  = 0.7
+	targetWarmTime = 0.05
+	targetGrowth   = 10.0
+)
+
+type sample struct {
+	wall, cpu time.Duration
+	rssKB     int64
+}
+
+type result struct {
+	pipelines int
+	cold      sample // weir plan, no .weir
+	warm      sample // weir plan, spec unchanged
+	validate  sample // weir validate, warm
+	cue       sample // cue export ./cuecheck
+}
+
+func main() {
+	weir := flag.String("weir", "bin/weir", "the weir binary")
+	cue := flag.String("cue", "cue", "the cue binary")
+	sizes := flag.String("sizes", "10,100,1000", "pipelines per project (10 steps each), comma-separated")
+	runs := flag.Int("runs", 3, "runs of each command; the median is shown")
+	layout := flag.String("layout", benchgen.Single, "spec layout: single or split (see benchgen)")
+	keep := flag.String("dir", "", "generate the projects here and keep them (default: a temporary folder, removed)")
+	flag.Parse()
+	if err := run(*weir, *cue, *sizes, *runs, *layout, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(weir, cue, sizeList string, runs int, layout, dir string) error {
+	var err error
+	if weir, err = filepath.Abs(weir); err != nil {
+		return err
+	}
+	if cue, err = exec.LookPath(cue); err != nil {
+		return err
+	}
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "weir-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	var sizes []int
+	for _, s := range strings.Split(sizeList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad size %q", s)
+		}
+		sizes = append(sizes, n)
+	}
+	cueVersion, _ := output(cue, "version")
+	fmt.Printf("weir %s\ncue  %s\n%d CPUs, GOMAXPROCS %d, %d runs each, layout %s\n\n",
+		firstLine(mustOutput(weir, "version")), firstLine(cueVersion), runtime.NumCPU(), runtime.GOMAXPROCS(0), runs, layout)
+
+	var results []result
+	for _, n := range sizes {
+		proj := filepath.Join(dir, fmt.Sprintf("p%d", n))
+		if err := benchgen.Generate(proj, n, layout, schema.CUE); err != nil {
+			return err
+		}
+		// Both tools must accept the spec, and weir must see 10 steps a
+		// pipeline.
+		out, err := output(weir, "validate", proj)
+		if err != nil {
+			return fmt.Errorf("weir validate of %d pipelines: %v\n%s", n, err, out)
+		}
+		if want := fmt.Sprintf("%d steps", n*benchgen.StepsPerPipeline); !strings.Contains(out, want) {
+			return fmt.Errorf("weir validate of %d pipelines: want %s, got %s", n, want, out)
+		}
+		if out, err := outputIn(proj, cue, "export", "./cuecheck"); err != nil {
+			return fmt.Errorf("cue export of %d pipelines: %v\n%s", n, err, out)
+		}
+		var cold, warm, val, cu []sample
+		for range runs {
+			if err := os.RemoveAll(filepath.Join(proj, ".weir")); err != nil {
+				return err
+			}
+			s, err := measure(proj, weir, "plan", ".")
+			if err != nil {
+				return err
+			}
+			cold = append(cold, s)
+			if s, err = measure(proj, weir, "plan", "."); err != nil {
+				return err
+			}
+			warm = append(warm, s)
+			if s, err = measure(proj, weir, "validate", "."); err != nil {
+				return err
+			}
+			val = append(val, s)
+			if s, err = measure(proj, cue, "export", "./cuecheck"); err != nil {
+				return err
+			}
+			cu = append(cu, s)
+		}
+		r := result{pipelines: n, cold: median(cold), warm: median(warm), validate: median(val), cue: median(cu)}
+		results = append(results, r)
+		fmt.Fprintf(os.Stderr, "%d steps done\n", n*benchgen.StepsPerPipeline)
+	}
+	printTable(results)
+	return nil
+}
+
+// measure runs a command in dir and reads its wall time, CPU time and peak
+// resident memory.
+func measure(dir, name string, args ...string) (sample, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return sample{}, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, stderr.String())
+	}
+	s := sample{wall: wall, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.rssKB = ru.Maxrss // kilobytes on Linux
+		if runtime.GOOS == "darwin" {
+			s.rssKB /= 1024 // bytes on macOS
+		}
+	}
+	return s, nil
+}
+
+func median(ss []sample) sample {
+	pick := func(get func(sample) int64) int64 {
+		v := make([]int64, len(ss))
+		for i, s := range ss {
+			v[i] = get(s)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return sample{
+		wall:  time.Duration(pick(func(s sample) int64 { return int64(s.wall) })),
+		cpu:   time.Duration(pick(func(s sample) int64 { return int64(s.cpu) })),
+		rssKB: pick(func(s sample) int64 { return s.rssKB }),
+	}
+}
+
+func printTable(rs []result) {
+	sec := func(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
+	mb := func(kb int64) string { return fmt.Sprintf("%.0f", float64(kb)/1024) }
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", a/b)
+	}
+	fmt.Println("Wall s / CPU s / peak MB, median. cold: weir plan without .weir; warm: weir plan again, spec unchanged;")
+	fmt.Println("validate: weir validate (load and graph passes), warm; cue: cue export ./cuecheck of the same spec.")
+	fmt.Println()
+	head := []string{"steps", "cold s", "cold cpu", "cold MB", "warm s", "warm cpu", "warm MB", "validate s", "cue s", "cue cpu", "cue MB", "cold/cue s", "cold/cue MB", "warm/cue s"}
+	rows := [][]string{head}
+	for _, r := range rs {
+		rows = append(rows, []string{
+			strconv.Itoa(r.pipelines * benchgen.StepsPerPipeline),
+			sec(r.cold.wall), sec(r.cold.cpu), mb(r.cold.rssKB),
+			sec(r.warm.wall), sec(r.warm.cpu), mb(r.warm.rssKB),
+			sec(r.validate.wall),
+			sec(r.cue.wall), sec(r.cue.cpu), mb(r.cue.rssKB),
+			ratio(r.cold.wall.Seconds(), r.cue.wall.Seconds()),
+			ratio(float64(r.cold.rssKB), float64(r.cue.rssKB)),
+			ratio(r.warm.wall.Seconds(), r.cue.wall.Seconds()),
+		})
+	}
+	printRows(rows)
+	if len(rs) < 2 {
+		return
+	}
+	a, b := rs[len(rs)-2], rs[len(rs)-1]
+	last := rs[len(rs)-1]
+	fmt.Printf("\nGrowth %d -> %d steps: weir plan cold %s (cpu %s), cue export %s (cpu %s)\n",
+		a.pipelines*benchgen.StepsPerPipeline, b.pipelines*benchgen.StepsPerPipeline,
+		ratio(b.cold.wall.Seconds(), a.cold.wall.Seconds()), ratio(b.cold.cpu.Seconds(), a.cold.cpu.Seconds()),
+		ratio(b.cue.wall.Seconds(), a.cue.wall.Seconds()), ratio(b.cue.cpu.Seconds(), a.cue.cpu.Seconds()))
+	check := func(name string, got, limit float64) {
+		mark := "met"
+		if got > limit {
+			mark = "NOT met"
+		}
+		fmt.Printf("  %-42s %6.2fx  (target <= %.2fx) %s\n", name, got, limit, mark)
+	}
+	steps := last.pipelines * benchgen.StepsPerPipeline
+	fmt.Printf("\nTargets at %d steps:\n", steps)
+	check("cold weir plan / cue export, time", last.cold.wall.Seconds()/last.cue.wall.Seconds(), targetColdTime)
+	check("cold weir plan / cue export, peak memory", float64(last.cold.rssKB)/float64(last.cue.rssKB), targetColdMem)
+	check("warm weir plan / cue export, time", last.warm.wall.Seconds()/last.cue.wall.Seconds(), targetWarmTime)
+	check("growth of cold weir plan, time", b.cold.wall.Seconds()/a.cold.wall.Seconds(), targetGrowth)
+}
+
+func printRows(rows [][]string) {
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], len(c))
+		}
+	}
+	for i, r := range rows {
+		var b strings.Builder
+		for j, c := range r {
+			if j > 0 {
+				b.WriteString("  ")
+			}
+			fmt.Fprintf(&b, "%*s", width[j], c)
+		}
+		fmt.Println(b.String())
+		if i == 0 {
+			fmt.Println(strings.Repeat("-", b.Len()))
+		}
+	}
+}
+
+func output(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
+
+func outputIn(dir, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Stdout = nil
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	return stderr.String(), err
+}
+
+func mustOutput(name string, args ...string) string {
+	out, err := output(name, args...)
+	if err != nil {
+		return "(unknown version)"
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
