@@ -27,25 +27,26 @@ type cacheEntry struct {
 // cacheKey digests everything evaluation depends on: the spec files, the
 // embedded schema, and the cache version. Imported packages under cue.mod
 // are included, so changing a vendored package re-evaluates.
-func cacheKey(dir string, files []string) (string, error) {
+func cacheKey(dir string, files []*specFile) (string, error) {
 	h := sha256.New()
 	h.Write([]byte(cacheVersion))
 	h.Write(schema.CUE)
+	addBytes := func(rel string, b []byte) {
+		h.Write([]byte{0})
+		h.Write([]byte(rel))
+		h.Write([]byte{0})
+		h.Write(b)
+	}
 	add := func(rel string) error {
 		b, err := os.ReadFile(filepath.Join(dir, rel))
 		if err != nil {
 			return err
 		}
-		h.Write([]byte{0})
-		h.Write([]byte(rel))
-		h.Write([]byte{0})
-		h.Write(b)
+		addBytes(rel, b)
 		return nil
 	}
 	for _, f := range files {
-		if err := add(f); err != nil {
-			return "", err
-		}
+		addBytes(f.name, f.src)
 	}
 	mod := filepath.Join(dir, "cue.mod")
 	if _, err := os.Stat(mod); err == nil {

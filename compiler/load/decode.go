@@ -21,6 +21,11 @@ type decoder struct {
 	sm    schema.SourceMap
 	root  cue.Value
 	diags diag.Diagnostics
+	// byName, when set, looks struct fields up by the IR's names instead of
+	// iterating the value's fields (which CUE sorts, at a cost). It does not
+	// see unknown fields or missing required ones: use it only where
+	// Validate has reported those.
+	byName bool
 }
 
 func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
@@ -186,6 +191,20 @@ func (d *decoder) scalar(v cue.Value, path string, rv reflect.Value) {
 
 func (d *decoder) decodeStruct(v cue.Value, path string, rv reflect.Value) {
 	info := structInfoOf(rv.Type())
+	if d.byName {
+		for _, f := range info.list {
+			fv := v.LookupPath(f.path)
+			if !fv.Exists() {
+				continue
+			}
+			if f.constraint {
+				d.constraints(fv, join(path, f.name), rv.FieldByIndex(f.index), rv)
+				continue
+			}
+			d.decode(fv, join(path, f.name), rv.FieldByIndex(f.index))
+		}
+		return
+	}
 	it, err := v.Fields(cue.Optional(true))
 	if err != nil {
 		d.valueErr(v, path, err)
@@ -285,12 +304,15 @@ func (d *decoder) constraints(v cue.Value, path string, fv, owner reflect.Value)
 }
 
 type fieldInfo struct {
+	name       string
+	path       cue.Path
 	index      []int
 	constraint bool
 }
 
 type structInfo struct {
 	fields map[string]fieldInfo
+	list   []fieldInfo // in the Go struct's order
 }
 
 var structInfos sync.Map // reflect.Type -> *structInfo
@@ -314,7 +336,9 @@ func structInfoOf(t reflect.Type) *structInfo {
 			if name == "" || name == "-" {
 				continue
 			}
-			si.fields[name] = fieldInfo{index: idx, constraint: f.Tag.Get("weir") == "constraint"}
+			fi := fieldInfo{name: name, path: cue.MakePath(cue.Str(name)), index: idx, constraint: f.Tag.Get("weir") == "constraint"}
+			si.fields[name] = fi
+			si.list = append(si.list, fi)
 		}
 	}
 	walk(t, nil)

@@ -21,6 +21,7 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/cuecontext"
 	cueload "cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/parser"
 
 	"weir.dev/weir/internal/diag"
 	"weir.dev/weir/schema"
@@ -67,10 +68,14 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		return nil, diags
 	}
 	res := &Result{Dir: abs, Files: files}
+	srcs, err := readSpecFiles(abs, files)
+	if err != nil {
+		return nil, diag.Diagnostics{diag.Errorf("load", "", nil, "reading the spec: %v", errText(err))}
+	}
 
 	var key string
 	if opts.CacheDir != "" {
-		key, err = cacheKey(abs, files)
+		key, err = cacheKey(abs, srcs)
 		if err == nil {
 			if c, ok := readCache(opts.CacheDir, key); ok {
 				res.Project, res.Sources, res.SpecHash, res.Cached = c.Project, c.Sources, c.SpecHash, true
@@ -79,7 +84,10 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		}
 	}
 
-	p, sm, diags := evaluate(abs, files)
+	p, sm, ok := evaluateSplit(ctx, abs, srcs)
+	if !ok {
+		p, sm, diags = evaluate(abs, files)
+	}
 	if p == nil || diags.HasErrors() {
 		return nil, diags
 	}
@@ -89,6 +97,20 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		writeCache(opts.CacheDir, key, res) // a cache write failure only costs time later
 	}
 	return res, diags
+}
+
+// readSpecFiles reads the spec files (names relative to dir).
+func readSpecFiles(dir string, names []string) ([]*specFile, error) {
+	out := make([]*specFile, len(names))
+	for i, n := range names {
+		path := filepath.Join(dir, n)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = &specFile{name: n, path: path, src: b}
+	}
+	return out, nil
 }
 
 // HashProject is the digest of the IR's canonical JSON (sorted keys), the
@@ -153,12 +175,9 @@ func compiledSchema() (*cue.Context, cue.Value, diag.Diagnostics) {
 	return schemaCtx, projectDef, schemaDiags
 }
 
-// evaluate loads, unifies with the schema, validates and decodes.
-func evaluate(dir string, files []string) (*schema.Project, schema.SourceMap, diag.Diagnostics) {
-	ctx, def, diags := compiledSchema()
-	if diags != nil {
-		return nil, nil, diags
-	}
+// baseOverlay makes the embedded schema importable as weir.dev/schema and,
+// when the project has no cue.mod, gives it a module.
+func baseOverlay(dir string) map[string]cueload.Source {
 	overlay := map[string]cueload.Source{
 		filepath.Join(dir, "cue.mod", "pkg", SchemaImportPath, "weir.cue"): cueload.FromBytes(schema.CUE),
 	}
@@ -166,12 +185,39 @@ func evaluate(dir string, files []string) (*schema.Project, schema.SourceMap, di
 		overlay[filepath.Join(dir, "cue.mod", "module.cue")] = cueload.FromString(
 			"module: \"weir.dev/project\"\nlanguage: version: \"v0.17.0\"\n")
 	}
-	cfg := &cueload.Config{Dir: dir, Overlay: overlay}
+	return overlay
+}
+
+// evaluate loads, unifies with the schema, validates and decodes.
+func evaluate(dir string, files []string) (*schema.Project, schema.SourceMap, diag.Diagnostics) {
+	ctx, def, diags := compiledSchema()
+	if diags != nil {
+		return nil, nil, diags
+	}
+	cfg := &cueload.Config{Dir: dir, Overlay: baseOverlay(dir)}
 	// The files are named one by one so a spec needs no package clause;
 	// when they have one it must be the same in all of them.
 	args := make([]string, len(files))
 	for i, f := range files {
 		args[i] = "./" + f
+	}
+	// Syntax errors first, each with its position (the loader reports
+	// some of them without one).
+	var syntax diag.Diagnostics
+	for _, f := range files {
+		src, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return nil, nil, diag.Diagnostics{diag.Errorf("load", "", nil, "reading %s: %v", f, errText(err))}
+		}
+		if _, err := parser.ParseFile(filepath.Join(dir, f), src, parser.ParseComments); err != nil {
+			syntax = append(syntax, (&converter{dir: dir}).fromCUE(err, nil)...)
+		}
+	}
+	if len(syntax) > 0 {
+		for i := range syntax {
+			syntax[i].Code = "syntax"
+		}
+		return nil, nil, syntax
 	}
 	insts := cueload.Instances(args, cfg)
 	if len(insts) == 0 {
@@ -186,7 +232,7 @@ func evaluate(dir string, files []string) (*schema.Project, schema.SourceMap, di
 	if err := v.Err(); err != nil {
 		return nil, nil, conv.fromCUE(err, nil)
 	}
-	sm := sourceMap(dir, inst)
+	sm := sourceMap(dir, inst.Files)
 	u := def.Unify(v)
 	// Validate finds conflicts, closedness and bounds; incomplete values
 	// under column schemas and gates are constraints by design.

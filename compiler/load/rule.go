@@ -5,9 +5,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/format"
+	"cuelang.org/go/cue/token"
 
 	"weir.dev/weir/schema"
 )
@@ -18,20 +21,68 @@ import (
 // (=~, !~), literals and disjunctions of literals, and `| null`. Anything else
 // is refused with the reason, so a constraint is never silently ignored.
 func compileRule(v cue.Value) (schema.ColumnRule, error) {
-	r := schema.ColumnRule{Source: sourceText(v)}
+	src, closed := sourceText(v)
+	if closed {
+		if r, ok := ruleMemo.Load(src); ok {
+			return r.(schema.ColumnRule), nil
+		}
+	}
+	r := schema.ColumnRule{Source: src}
 	if err := addConstraint(&r, v, true); err != nil {
 		return r, err
+	}
+	if closed {
+		ruleMemo.Store(src, r)
 	}
 	return r, nil
 }
 
-func sourceText(v cue.Value) string {
+// ruleMemo holds the rules compiled from constraints written in closed form
+// (see closedForm), by source text: a spec repeats the same few column
+// constraints many times, and reading a constraint back from CUE costs
+// more than evaluating it.
+var ruleMemo sync.Map // string -> schema.ColumnRule
+
+// sourceText renders a constraint as it reads, and reports whether the
+// rendering is in closed form, so the text alone determines the rule.
+func sourceText(v cue.Value) (string, bool) {
 	if n := v.Syntax(cue.Raw()); n != nil {
 		if b, err := format.Node(n); err == nil {
-			return strings.Join(strings.Fields(string(b)), " ")
+			return strings.Join(strings.Fields(string(b)), " "), closedForm(n)
 		}
 	}
-	return fmt.Sprint(v)
+	return fmt.Sprint(v), false
+}
+
+// closedForm reports whether a constraint's syntax is built of literals,
+// the basic types, bounds, patterns, & and | only: no reference, default,
+// call or struct, so that its meaning depends on nothing but its text.
+func closedForm(n ast.Node) bool {
+	switch n := n.(type) {
+	case *ast.BasicLit:
+		return true
+	case *ast.Ident:
+		switch n.Name {
+		case "int", "number", "float", "string", "bool", "bytes", "null", "_":
+			return n.Node == nil
+		}
+		return false
+	case *ast.ParenExpr:
+		return closedForm(n.X)
+	case *ast.UnaryExpr:
+		switch n.Op {
+		case token.GTR, token.GEQ, token.LSS, token.LEQ, token.NEQ, token.MAT, token.NMAT, token.SUB, token.ADD:
+			return closedForm(n.X)
+		}
+		return false
+	case *ast.BinaryExpr:
+		switch n.Op {
+		case token.AND, token.OR:
+			return closedForm(n.X) && closedForm(n.Y)
+		}
+		return false
+	}
+	return false
 }
 
 func addConstraint(r *schema.ColumnRule, v cue.Value, top bool) error {

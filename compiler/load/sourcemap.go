@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"cuelang.org/go/cue/ast"
-	"cuelang.org/go/cue/build"
 
 	"weir.dev/weir/schema"
 )
@@ -13,10 +12,10 @@ import (
 // syntax: the first place a path is written wins (files in name order). Paths
 // built by comprehensions or references are not recorded; lookups fall back
 // to the nearest recorded ancestor.
-func sourceMap(dir string, inst *build.Instance) schema.SourceMap {
+func sourceMap(dir string, files []*ast.File) schema.SourceMap {
 	c := &converter{dir: dir}
 	sm := schema.SourceMap{}
-	for _, f := range inst.Files {
+	for _, f := range files {
 		walkDecls(c, sm, "", f.Decls)
 	}
 	return sm

@@ -1,0 +1,574 @@
+package load
+
+import (
+	"context"
+	"reflect"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/errors"
+	cueload "cuelang.org/go/cue/load"
+	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
+
+	"weir.dev/weir/schema"
+)
+
+// Splitting a large spec into parts that evaluate on their own.
+//
+// CUE evaluates a package as a whole, in one goroutine, and holds all of it
+// in memory until it is done. Most of a large spec is elements (a dataset,
+// a training ...) that share nothing but the top-level settings, so the
+// loader cuts the spec into parts, evaluates the parts in parallel, each in
+// its own CUE context, and merges the decoded IR.
+//
+// A part sees every file of the spec with the elements of other parts cut
+// out. Every top-level declaration that is not an element (project,
+// defaults, backends, lets, hidden fields, definitions, imports) is kept in
+// every part. The source map comes from parsing the whole files.
+//
+// The split is only made when it cannot change the meaning of the spec:
+//
+//   - top-level declarations are fields with plain labels, lets, imports
+//     and the package clause (no embeddings, comprehensions, patterns,
+//     dynamic labels or aliases, which could add to any section);
+//   - a section field (datasets: ..., training: ...) is a struct literal of
+//     element fields with plain labels (no patterns, lets, embeddings or
+//     comprehensions among them);
+//   - no element refers to a section, to another element or to anything
+//     inside a section field but itself, and no top-level declaration
+//     refers to a section: an element's value is then the same whichever
+//     other elements are present.
+//
+// Anything else is evaluated whole, as is a part that reports any
+// diagnostic: errors are always those of the whole spec.
+
+// specFile is one .cue file of the project, read and parsed.
+type specFile struct {
+	name string // relative to the project folder
+	path string // absolute
+	src  []byte
+	file *ast.File
+	// sections are the byte spans of the top-level section fields, each
+	// with the spans of its elements.
+	sections []sectionSpan
+	// imports are the import specs, each with the declarations that use it.
+	imports []importSpan
+	// shared reports whether the file has top-level fields or lets, which
+	// every part must see.
+	shared bool
+}
+
+// span is a half-open byte range of a file.
+type span struct{ start, end int }
+
+type sectionSpan struct {
+	span
+	elems []elemSpan
+}
+
+type elemSpan struct {
+	span
+	addr  string // "datasets.customers"
+	field *ast.Field
+}
+
+type importSpan struct {
+	span
+	// users are the elements whose declarations use the import; shared
+	// reports a use by a top-level declaration (kept in every part).
+	users  []string
+	shared bool
+}
+
+// splitPlan says how a spec is cut into parts.
+type splitPlan struct {
+	files []*specFile
+	// parts are sets of element addresses; every element is in one part.
+	parts [][]string
+}
+
+// parseSpecFiles parses the files of a spec for splitting. It reports false
+// when a file does not parse: the whole evaluation then reports why.
+func parseSpecFiles(files []*specFile) bool {
+	for _, f := range files {
+		af, err := parser.ParseFile(f.path, f.src)
+		if err != nil {
+			return false
+		}
+		f.file = af
+	}
+	return true
+}
+
+// planSplit cuts the parsed spec into parts of about partBytes of element
+// source each, and at least minParts. It returns nil when the spec cannot be split safely or is
+// too small to gain from it.
+func planSplit(files []*specFile, partBytes, minParts int) *splitPlan {
+	var order []string       // element addresses, in order of first appearance
+	size := map[string]int{} // bytes of source per element
+	for _, f := range files {
+		if !analyseFile(f) {
+			return nil
+		}
+		for _, s := range f.sections {
+			for _, e := range s.elems {
+				if _, seen := size[e.addr]; !seen {
+					order = append(order, e.addr)
+				}
+				size[e.addr] += e.end - e.start
+			}
+		}
+	}
+	total := 0
+	for _, n := range size {
+		total += n
+	}
+	nparts := max((total+partBytes-1)/partBytes, minParts)
+	if nparts < 2 || len(order) < 2 {
+		return nil
+	}
+	p := &splitPlan{files: files}
+	if nparts >= len(order) {
+		for _, a := range order {
+			p.parts = append(p.parts, []string{a})
+		}
+		return p
+	}
+	// Consecutive elements, about total/nparts bytes each.
+	var cur []string
+	acc := 0
+	for i, a := range order {
+		cur = append(cur, a)
+		acc += size[a]
+		if acc*nparts >= total*(len(p.parts)+1) || i == len(order)-1 {
+			p.parts = append(p.parts, cur)
+			cur = nil
+		}
+	}
+	return p
+}
+
+// plainLabel returns the name of a label written as an identifier or a
+// double-quoted string, without an alias.
+func plainLabel(l ast.Label) (string, bool) {
+	switch l := l.(type) {
+	case *ast.Ident:
+		return l.Name, true
+	case *ast.BasicLit:
+		if l.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(l.Value)
+		return s, err == nil
+	}
+	return "", false
+}
+
+// analyseFile finds the sections, elements and imports of a file and
+// reports whether the file can be split (see the rules above).
+func analyseFile(f *specFile) bool {
+	var shared []ast.Node
+	for _, d := range f.file.Decls {
+		switch d := d.(type) {
+		case *ast.Package, *ast.CommentGroup, *ast.Attribute:
+		case *ast.ImportDecl:
+			for _, s := range d.Specs {
+				sp := span{s.Pos().Offset(), s.End().Offset()}
+				if !d.Lparen.IsValid() {
+					sp = span{d.Pos().Offset(), d.End().Offset()}
+				}
+				f.imports = append(f.imports, importSpan{span: sp})
+			}
+		case *ast.LetClause:
+			shared = append(shared, d)
+			f.shared = true
+		case *ast.Field:
+			name, ok := plainLabel(d.Label)
+			if !ok || d.Alias != nil {
+				return false
+			}
+			if !splitSection(name) {
+				shared = append(shared, d)
+				f.shared = true
+				continue
+			}
+			st, ok := d.Value.(*ast.StructLit)
+			if !ok || d.Constraint != token.ILLEGAL || len(d.Attrs) > 0 {
+				return false
+			}
+			sec := sectionSpan{span: spanWithComma(f.src, d)}
+			for _, el := range st.Elts {
+				switch el := el.(type) {
+				case *ast.CommentGroup:
+				case *ast.Field:
+					n, ok := plainLabel(el.Label)
+					if !ok || el.Alias != nil || el.Constraint != token.ILLEGAL || n == "" || n[0] == '_' || n[0] == '#' {
+						return false
+					}
+					sec.elems = append(sec.elems, elemSpan{span: spanWithComma(f.src, el), addr: name + "." + n, field: el})
+				default:
+					return false
+				}
+			}
+			if len(sec.elems) == 0 {
+				shared = append(shared, d) // `tasks: {}` is the same in every part
+				f.shared = true
+				continue
+			}
+			f.sections = append(f.sections, sec)
+		default:
+			return false
+		}
+	}
+	inSection := func(off int) bool {
+		for _, s := range f.sections {
+			if off >= s.start && off < s.end {
+				return true
+			}
+		}
+		return false
+	}
+	importAt := func(n ast.Node) *importSpan {
+		off := n.Pos().Offset()
+		for i := range f.imports {
+			if off >= f.imports[i].start && off < f.imports[i].end {
+				return &f.imports[i]
+			}
+		}
+		return nil
+	}
+	ok := true
+	// Top-level declarations may refer to anything but a section.
+	for _, d := range shared {
+		refs(d, func(id *ast.Ident) {
+			switch {
+			case id.Node == nil:
+				if splitSection(id.Name) {
+					ok = false
+				}
+			case !id.Node.Pos().IsValid() || inSection(id.Node.Pos().Offset()):
+				ok = false
+			default:
+				if imp, isImport := id.Node.(*ast.ImportSpec); isImport {
+					if is := importAt(imp); is != nil {
+						is.shared = true
+					}
+				}
+			}
+		})
+	}
+	// Elements may refer to top-level declarations and into themselves.
+	for _, s := range f.sections {
+		for _, e := range s.elems {
+			refs(e.field, func(id *ast.Ident) {
+				switch {
+				case id.Node == nil:
+					if splitSection(id.Name) {
+						ok = false
+					}
+				case !id.Node.Pos().IsValid():
+					ok = false
+				default:
+					off := id.Node.Pos().Offset()
+					if off >= e.start && off < e.end {
+						return
+					}
+					if inSection(off) {
+						ok = false
+						return
+					}
+					if imp, isImport := id.Node.(*ast.ImportSpec); isImport {
+						if is := importAt(imp); is != nil {
+							is.users = append(is.users, e.addr)
+						}
+					}
+				}
+			})
+		}
+	}
+	return ok
+}
+
+// splitSection reports whether a top-level field holds elements that go to
+// parts. Backends are kept in every part: steps name them in strings.
+func splitSection(name string) bool {
+	for _, s := range schema.Sections {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// spanWithComma is the span of a declaration and the comma that may follow
+// it on the same line, so cutting it out leaves a valid struct.
+func spanWithComma(src []byte, n ast.Node) span {
+	s := span{n.Pos().Offset(), n.End().Offset()}
+	i := s.end
+	for i < len(src) && (src[i] == ' ' || src[i] == '\t') {
+		i++
+	}
+	if i < len(src) && src[i] == ',' {
+		s.end = i + 1
+	}
+	return s
+}
+
+// refs calls f for every identifier n refers to (labels and the names a
+// comprehension or let declares are not references).
+func refs(n ast.Node, f func(*ast.Ident)) {
+	ast.Walk(n, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.Field:
+			switch l := x.Label.(type) {
+			case *ast.Ident, *ast.BasicLit:
+			case *ast.Alias:
+				refs(l.Expr, f)
+			default:
+				refs(l, f) // a dynamic or pattern label is an expression
+			}
+			refs(x.Value, f)
+			return false
+		case *ast.SelectorExpr:
+			refs(x.X, f)
+			return false
+		case *ast.Ident:
+			f(x)
+			return false
+		case *ast.ForClause:
+			refs(x.Source, f)
+			return false
+		case *ast.LetClause:
+			refs(x.Expr, f)
+			return false
+		case *ast.Alias:
+			refs(x.Expr, f)
+			return false
+		case *ast.ImportDecl, *ast.Attribute, *ast.CommentGroup:
+			return false
+		}
+		return true
+	}, nil)
+}
+
+// partSource is the source of file f as part sees it: the elements of other
+// parts and the imports only they use are cut out. It returns nil when
+// nothing of the file is left for the part.
+func partSource(f *specFile, in map[string]bool) []byte {
+	var blank []span
+	// A file without elements is seen by every part, as is one with
+	// top-level fields; one whose only content is other parts' elements is
+	// left out.
+	kept := f.shared || len(f.sections) == 0
+	for _, s := range f.sections {
+		any := false
+		for _, e := range s.elems {
+			if in[e.addr] {
+				any = true
+			}
+		}
+		if !any {
+			blank = append(blank, s.span)
+			continue
+		}
+		kept = true
+		for _, e := range s.elems {
+			if !in[e.addr] {
+				blank = append(blank, e.span)
+			}
+		}
+	}
+	if !kept {
+		return nil
+	}
+	for _, imp := range f.imports {
+		if imp.shared || len(imp.users) == 0 {
+			continue // used by every part, or by none (an error CUE reports)
+		}
+		used := false
+		for _, u := range imp.users {
+			if in[u] {
+				used = true
+			}
+		}
+		if !used {
+			blank = append(blank, imp.span)
+		}
+	}
+	if len(blank) == 0 {
+		return f.src
+	}
+	// Positions in a part are not those of the
+	// file, but a part that reports anything is evaluated again whole.
+	// (Spaces would keep them, but CUE's scanner is slow on whitespace.)
+	slices.SortFunc(blank, func(a, b span) int { return a.start - b.start })
+	out := make([]byte, 0, len(f.src))
+	at := 0
+	for _, b := range blank {
+		out = append(out, f.src[at:b.start]...)
+		at = b.end
+	}
+	return append(out, f.src[at:]...)
+}
+
+// Splitting is tried on specs of at least splitMinBytes, in parts of about
+// partBytes of element source (and at least one per CPU). Each part costs a
+// CUE context and a schema compilation (a few milliseconds).
+var (
+	splitMinBytes = 64 << 10
+	partBytes     = 64 << 10
+)
+
+// evaluateSplit evaluates a spec part by part, in parallel. It reports
+// false when the spec cannot be split, or a part reported anything: the
+// caller then evaluates the spec whole, which gives the diagnostics.
+func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.Project, schema.SourceMap, bool) {
+	total := 0
+	for _, f := range files {
+		total += len(f.src)
+	}
+	if total < splitMinBytes || !parseSpecFiles(files) {
+		return nil, nil, false
+	}
+	workers := runtime.GOMAXPROCS(0)
+	plan := planSplit(files, partBytes, workers)
+	if plan == nil {
+		return nil, nil, false
+	}
+	asts := make([]*ast.File, len(files))
+	for i, f := range files {
+		asts[i] = f.file
+	}
+	sm := sourceMap(dir, asts)
+	results := make([]*schema.Project, len(plan.parts))
+	var failed atomic.Bool
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, len(plan.parts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				if failed.Load() || ctx.Err() != nil {
+					continue
+				}
+				p, ok := evaluatePart(dir, plan, i, sm)
+				if !ok {
+					failed.Store(true)
+				}
+				results[i] = p
+			}
+		}()
+	}
+	for i := range plan.parts {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if failed.Load() || ctx.Err() != nil {
+		return nil, nil, false
+	}
+	return mergeParts(results), sm, true
+}
+
+// evaluatePart evaluates one part in a CUE context of its own (a context
+// keeps every instance built in it), and reports false on any diagnostic.
+func evaluatePart(dir string, plan *splitPlan, i int, sm schema.SourceMap) (*schema.Project, bool) {
+	in := make(map[string]bool, len(plan.parts[i]))
+	for _, a := range plan.parts[i] {
+		in[a] = true
+	}
+	overlay := baseOverlay(dir)
+	var args []string
+	for _, f := range plan.files {
+		src := partSource(f, in)
+		if src == nil {
+			continue
+		}
+		overlay[f.path] = cueload.FromBytes(src)
+		args = append(args, "./"+f.name)
+	}
+	insts := cueload.Instances(args, &cueload.Config{Dir: dir, Overlay: overlay})
+	if len(insts) != 1 || insts[0].Err != nil {
+		return nil, false
+	}
+	ctx := cuecontext.New()
+	sch := ctx.CompileBytes(schema.CUE, cue.Filename(SchemaImportPath+"/weir.cue"))
+	if sch.Err() != nil {
+		return nil, false
+	}
+	def := sch.LookupPath(cue.ParsePath("#Project"))
+	v := ctx.BuildInstance(insts[0])
+	if v.Err() != nil {
+		return nil, false
+	}
+	u := def.Unify(v)
+	if err := u.Validate(cue.Concrete(true), cue.Final()); err != nil && !onlyConstraints(err) {
+		return nil, false
+	}
+	conv := &converter{dir: dir, root: &u, sm: sm}
+	d := &decoder{conv: conv, sm: sm, root: u, byName: true}
+	var p schema.Project
+	d.decode(u, "", reflectValue(&p))
+	if len(d.diags) > 0 {
+		return nil, false
+	}
+	return &p, true
+}
+
+// onlyConstraints reports whether every error Validate found is an
+// incomplete value where the spec holds constraints by design (column
+// schemas and gates). Any other error, a missing required field included,
+// means the part is not decoded: the whole evaluation reports it.
+func onlyConstraints(err error) bool {
+	for _, e := range errors.Errors(err) {
+		path := e.Path()
+		if len(path) > 0 && path[0] == "#Project" {
+			path = path[1:]
+		}
+		if classify(errMsg(e.Msg())) != "incomplete" || !constraintPath(path) {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeParts joins the IR of the parts: the sections' maps are united (an
+// element is in one part only); every other field is the same in every
+// part, so the first part's is taken.
+func mergeParts(parts []*schema.Project) *schema.Project {
+	out := reflect.New(reflect.TypeOf(schema.Project{})).Elem()
+	out.Set(reflect.ValueOf(*parts[0]))
+	for f := 0; f < out.NumField(); f++ {
+		fv := out.Field(f)
+		if fv.Kind() != reflect.Map {
+			continue
+		}
+		var m reflect.Value
+		for _, p := range parts {
+			pm := reflect.ValueOf(p).Elem().Field(f)
+			if pm.IsNil() {
+				continue
+			}
+			if !m.IsValid() {
+				m = reflect.MakeMapWithSize(pm.Type(), pm.Len())
+			}
+			it := pm.MapRange()
+			for it.Next() {
+				m.SetMapIndex(it.Key(), it.Value())
+			}
+		}
+		if m.IsValid() {
+			fv.Set(m)
+		}
+	}
+	p := out.Interface().(schema.Project)
+	return &p
+}

@@ -1,0 +1,232 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"weir.dev/weir/schema"
+	"weir.dev/weir/testdata/bench/benchgen"
+)
+
+// forceSplit makes every spec eligible for splitting, one element a part,
+// for the rest of the test.
+func forceSplit(t *testing.T) {
+	t.Helper()
+	minBytes, part := splitMinBytes, partBytes
+	splitMinBytes, partBytes = 0, 1
+	t.Cleanup(func() { splitMinBytes, partBytes = minBytes, part })
+}
+
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(data), 0o644))
+	}
+	return dir
+}
+
+func readSpec(t *testing.T, dir string) []*specFile {
+	t.Helper()
+	names, ds := specFiles(dir)
+	require.False(t, ds.HasErrors(), ds)
+	files, err := readSpecFiles(dir, names)
+	require.NoError(t, err)
+	return files
+}
+
+// everything renders what a load produced, rules and source map included.
+func everything(t *testing.T, p *schema.Project, sm schema.SourceMap) string {
+	t.Helper()
+	rules := map[string]any{}
+	for n, d := range p.Datasets {
+		rules["datasets."+n] = d.Rules
+	}
+	for n, m := range p.Models {
+		rules["models."+n] = m.GateRules
+	}
+	b, err := json.MarshalIndent(map[string]any{"project": p, "rules": rules, "sources": sm}, "", " ")
+	require.NoError(t, err)
+	return string(b)
+}
+
+const splitHeader = `package weir
+
+import "weir.dev/schema"
+
+project: "demo"
+let _img = "python:3.12-slim"
+_code: "./code"
+#Base: schema.#Training & {resources: {cpu: 1, memory: "1Gi"}}
+defaults: image: _img
+backends: gpu: {kind: "kubernetes"}
+tasks: {}
+`
+
+// splittable are specs the loader cuts into parts; the parts must decode
+// to exactly what the whole spec decodes to.
+var splittable = map[string]map[string]string{
+	"shared declarations, several elements a struct, one a line": {
+		"weir.cue": splitHeader + `
+datasets: {
+	d1: {source: {kind: "file", uri: "d.csv"}, schema: {id: int & >=1, k: "a" | "b"}}, d2: {source: {kind: "file", uri: "e.csv"}}
+	"d-3": {source: {kind: "sql", driver: "sqlite", dsn: {secret: "env:DSN"}, query: "select 1"}}
+}
+training: t: #Base & {
+	features: ["datasets.d1", "datasets.d2"]
+	command: ["python3", "t.py"]
+	code: _code
+	search: {method: "grid", params: {lr: [0.1, 0.2]}, objective: {metric: "auc", goal: "maximize"}}
+	let k = 3
+	params: {n: k, m: params.n + 1}
+}
+models: m: {from: "training.t", gates: {auc: >=0.8, "p-99": <=50}, aliases: {prod: "latest", old: 2}}
+`,
+	},
+	"an element in two files, an import only one element uses": {
+		"a.cue": splitHeader + `
+datasets: d: source: {kind: "file", uri: "d.csv"}
+features: f: {from: "datasets.d", transform: {command: ["x"]}}
+`,
+		"b.cue": `package weir
+
+import "strings"
+
+datasets: d: schema: {id: int}
+features: g: {from: "datasets.d", entity: strings.ToLower("ID")}
+`,
+	},
+}
+
+func TestSplitSameAsWhole(t *testing.T) {
+	forceSplit(t)
+	for name, files := range splittable {
+		t.Run(name, func(t *testing.T) {
+			dir := writeFiles(t, files)
+			names, _ := specFiles(dir)
+			want, wantSM, ds := evaluate(dir, names)
+			require.Empty(t, ds)
+			got, gotSM, ok := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+			require.True(t, ok, "the spec was not split")
+			require.Equal(t, everything(t, want, wantSM), everything(t, got, gotSM))
+		})
+	}
+	for _, layout := range []string{benchgen.Single, benchgen.Split} {
+		t.Run("bench "+layout, func(t *testing.T) {
+			dir := t.TempDir()
+			require.NoError(t, benchgen.Generate(dir, 7, layout, schema.CUE))
+			names, _ := specFiles(dir)
+			want, wantSM, ds := evaluate(dir, names)
+			require.Empty(t, ds)
+			plan := planSplit(readSpecParsed(t, dir), partBytes, 1)
+			require.NotNil(t, plan)
+			require.Len(t, plan.parts, 7*4)
+			got, gotSM, ok := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+			require.True(t, ok, "the spec was not split")
+			require.Equal(t, everything(t, want, wantSM), everything(t, got, gotSM))
+		})
+	}
+}
+
+func readSpecParsed(t *testing.T, dir string) []*specFile {
+	files := readSpec(t, dir)
+	require.True(t, parseSpecFiles(files))
+	return files
+}
+
+// TestSplitRefuses lists specs whose meaning could change if cut into
+// parts: they are evaluated whole.
+func TestSplitRefuses(t *testing.T) {
+	const ds = `datasets: d: {source: {kind: "file", uri: "d.csv"}}
+`
+	for name, spec := range map[string]string{
+		"element refers to another":         ds + `datasets: e: {source: datasets.d.source}`,
+		"element refers to a section":       ds + `datasets: e: {source: {kind: "file", uri: "\(len(datasets))"}}`,
+		"element refers to a sibling":       `datasets: {d: {source: {kind: "file", uri: "d.csv"}}, e: {source: d.source}}`,
+		"top level refers to a section":     ds + `_n: len(datasets)`,
+		"top-level comprehension":           ds + `for k, v in datasets {features: "\(k)": {from: "datasets.\(k)"}}`,
+		"top-level embedding":               ds + `{datasets: e: {source: {kind: "file", uri: "e.csv"}}}`,
+		"section pattern":                   ds + `datasets: [string]: checks: minRows: 1`,
+		"section comprehension":             `datasets: {for n in ["a", "b"] {(n): {source: {kind: "file", uri: n}}}}`,
+		"section is a reference":            `_all: {d: {source: {kind: "file", uri: "d.csv"}}}` + "\n" + `datasets: _all`,
+		"aliased section":                   `D=datasets: d: {source: {kind: "file", uri: "d.csv"}}` + "\n" + `datasets: e: D.d`,
+		"dynamic element label":             `datasets: ("d"): {source: {kind: "file", uri: "d.csv"}}`,
+		"optional element":                  `datasets: d?: {source: {kind: "file", uri: "d.csv"}}`,
+		"hidden field in a section":         `datasets: {_x: 1, d: {source: {kind: "file", uri: "d.csv"}}}`,
+		"let in a section, used by element": `datasets: {let s = {kind: "file", uri: "d.csv"}, d: {source: s}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"weir.cue": "project: \"demo\"\n" + spec + "\n" + `datasets: z: {source: {kind: "file", uri: "z.csv"}}` + "\n"})
+			require.Nil(t, planSplit(readSpecParsed(t, dir), 1, 1))
+		})
+	}
+}
+
+// TestSplitFailsOnErrors checks that a spec with an error is never decoded
+// from parts (the whole evaluation then reports the errors).
+func TestSplitFailsOnErrors(t *testing.T) {
+	forceSplit(t)
+	const ok = `datasets: ok: {source: {kind: "file", uri: "d.csv"}}
+`
+	for name, spec := range map[string]string{
+		"unknown field in an element": `datasets: d: {source: {kind: "file", uri: "d.csv"}, bogus: 1}`,
+		"unknown nested field":        `datasets: d: {source: {kind: "file", uri: "d.csv", bogus: 1}}`,
+		"unknown top-level field":     `bogus: 1`,
+		"unknown section":             `traning: t: {features: "datasets.ok", command: ["x"]}`,
+		"missing required field":      `datasets: d: {schema: {id: int}}`,
+		"missing required, nested":    `training: t: {features: "datasets.ok", command: ["x"], search: {method: "grid", params: {a: [1]}}}`,
+		"conflict":                    `datasets: d: {source: {kind: "ftp", uri: "d.csv"}}`,
+		"bound":                       `training: t: {features: "datasets.ok", command: ["x"], resources: gpu: -1}`,
+		"incomplete value":            `training: t: {features: "datasets.ok", command: ["x"], image: string}`,
+		"bad element name":            `datasets: "bad name": {source: {kind: "file", uri: "d.csv"}}`,
+		"unsupported constraint":      `datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {id: int | string}}`,
+		"empty search values":         `training: t: {features: "datasets.ok", command: ["x"], search: {method: "grid", params: {a: []}, objective: {metric: "m", goal: "maximize"}}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"weir.cue": "project: \"demo\"\n" + ok + spec + "\n"})
+			_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+			require.False(t, split)
+			names, _ := specFiles(dir)
+			_, _, ds := evaluate(dir, names)
+			require.True(t, ds.HasErrors(), "the whole spec must fail too")
+		})
+	}
+	t.Run("a file with only an unused import", func(t *testing.T) {
+		dir := writeFiles(t, map[string]string{
+			"a.cue": "package weir\nproject: \"demo\"\n" + ok + `datasets: e: {source: {kind: "file", uri: "e.csv"}}` + "\n",
+			"b.cue": "package weir\nimport \"strings\"\n",
+		})
+		_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+		require.False(t, split)
+		names, _ := specFiles(dir)
+		_, _, ds := evaluate(dir, names)
+		require.True(t, ds.HasErrors(), "the whole spec must fail too")
+	})
+	t.Run("missing project", func(t *testing.T) {
+		dir := writeFiles(t, map[string]string{"weir.cue": ok + `datasets: e: {source: {kind: "file", uri: "e.csv"}}` + "\n"})
+		_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+		require.False(t, split)
+	})
+}
+
+// TestLoadSplitDiagnostics checks Load end to end on a spec that would be
+// split but has an error: the diagnostics are those of the whole spec.
+func TestLoadSplitDiagnostics(t *testing.T) {
+	forceSplit(t)
+	spec := "project: \"demo\"\n" + strings.Repeat("", 0) +
+		`datasets: a: {source: {kind: "file", uri: "a.csv"}}
+datasets: b: {source: {kind: "file", uri: "b.csv"}, shema: {}}
+`
+	dir := writeFiles(t, map[string]string{"weir.cue": spec})
+	_, ds := Load(context.Background(), dir, Options{})
+	require.Len(t, ds, 1)
+	require.Equal(t, `weir.cue:3:53: unknown field "shema" in datasets.b (did you mean "schema"?)`, ds[0].String())
+}
