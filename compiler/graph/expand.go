@@ -561,6 +561,7 @@ func (b *builder) expandBatch(e *element, bt *schema.Batch) {
 func (b *builder) expandTask(e *element, t *schema.Task) {
 	s := b.runStep(e.addr, "task", e, &t.Run, e.addr)
 	s.Outputs = t.Outputs
+	e.final = s.Address
 	taken := map[string]bool{}
 	for _, r := range e.refs {
 		up := b.elems[r.target]

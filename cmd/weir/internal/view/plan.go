@@ -35,11 +35,14 @@ func Plan(w io.Writer, p *schema.Plan) {
 		fmt.Fprintln(w)
 		for _, c := range p.Changes {
 			change := c.After
-			if c.Before != "" && c.Before != c.After {
+			switch {
+			case c.Action == schema.ActionNoop && c.Before != "" && c.Before != c.After:
+				change = c.Before + " (follows " + c.After + ")"
+			case c.Before != "" && c.Before != c.After:
 				change = c.Before + " -> " + c.After
 			}
 			desc := c.Type + " " + change
-			if c.Reason != "" {
+			if c.Reason != "" && c.Action != schema.ActionNoop {
 				desc += " (" + c.Reason + ")"
 			}
 			fmt.Fprintf(w, "  %s %-*s  %s\n", symbol(st, c.Action), width, c.Address, desc)
