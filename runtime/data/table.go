@@ -182,6 +182,10 @@ func (s *csvSource) next(b *batch) error {
 	w := len(s.names)
 	b.reset(s.names)
 	b.size(w, false)
+	// buf is local while filling: storing the slice in b after every
+	// append would be a pointer write (a GC write barrier) per cell.
+	buf := b.buf
+	defer func() { b.buf = buf }()
 	for b.n < batchRows {
 		rec, err := s.r.Read()
 		if err == io.EOF {
@@ -192,8 +196,8 @@ func (s *csvSource) next(b *batch) error {
 		}
 		ends := b.ends[b.n*w : (b.n+1)*w]
 		for i, f := range rec {
-			b.buf = append(b.buf, f...)
-			ends[i] = len(b.buf)
+			buf = append(buf, f...)
+			ends[i] = len(buf)
 		}
 		first, _ := s.r.FieldPos(0)
 		b.lines[b.n] = int64(first)
