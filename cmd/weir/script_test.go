@@ -11,6 +11,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The signal tests run this binary as weir.
+	if os.Getenv("WEIR_TEST_MAIN") == "1" {
+		os.Exit(cli.Main())
+	}
 	testscript.Main(m, map[string]func(){
 		"weir": func() { os.Exit(cli.Main()) },
 	})
