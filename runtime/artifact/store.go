@@ -270,8 +270,15 @@ func (s *Store) Materialize(digest, dst string, isDir bool) (err error) {
 	}
 	if err != nil {
 		os.RemoveAll(dst)
-		if isDir && !errors.Is(err, ErrCorrupt) && errors.Is(err, errBadTar) {
-			return fmt.Errorf("artifact %s at %s: %w (%v)", digest, p, ErrCorrupt, err)
+		if isDir && !errors.Is(err, ErrCorrupt) {
+			// A damaged blob can fail extraction in many ways (a bad
+			// header, a short file): say it is damaged when it is.
+			if verr := s.Verify(digest); errors.Is(verr, ErrCorrupt) {
+				return verr
+			}
+			if errors.Is(err, errBadTar) {
+				return fmt.Errorf("artifact %s at %s: %w (%v)", digest, p, ErrCorrupt, err)
+			}
 		}
 		return err
 	}

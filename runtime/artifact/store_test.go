@@ -248,6 +248,22 @@ func TestPutPathFileAndRefusals(t *testing.T) {
 	assert.Empty(t, tmp, "failed puts leave no temp files")
 }
 
+func TestMaterializeTruncatedDirectory(t *testing.T) {
+	s := open(t)
+	dir := filepath.Join(t.TempDir(), "d")
+	writeFile(t, filepath.Join(dir, "big"), strings.Repeat("x", 100000), 0o644)
+	o, err := s.PutPath(dir)
+	require.NoError(t, err)
+	p, _ := s.Path(o.Digest)
+	require.NoError(t, os.Chmod(p, 0o644))
+	require.NoError(t, os.Truncate(p, 50000))
+	dst := filepath.Join(t.TempDir(), "out")
+	err = s.Materialize(o.Digest, dst, true)
+	require.ErrorIs(t, err, artifact.ErrCorrupt)
+	_, err = os.Stat(dst)
+	assert.ErrorIs(t, err, fs.ErrNotExist)
+}
+
 func TestMaterializeRefusesEscapingArchive(t *testing.T) {
 	s := open(t)
 	// A hand-made tar with "../evil": not something PutPath writes.
