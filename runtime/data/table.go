@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,8 +48,9 @@ const (
 type batch struct {
 	names []string // column names; len(names) is the width
 	n     int      // rows in the batch
-	// buf holds the n*width cells, row-major; cell i is buf[ends[i-1]:ends[i]]
-	// (buf[:ends[0]] for the first).
+	// buf holds the n*width cells, row-major, each after one separator
+	// byte: cell i is buf[ends[i-1]+1:ends[i]] (buf[1:ends[0]] for the
+	// first).
 	buf  []byte
 	ends []int
 	// kinds is nil for CSV; for JSON Lines it parallels ends.
@@ -71,9 +71,9 @@ func (b *batch) reset(names []string) {
 
 // cell returns the bytes of cell i (row-major), valid until b is reused.
 func (b *batch) cell(i int) []byte {
-	start := 0
+	start := 1
 	if i > 0 {
-		start = b.ends[i-1]
+		start = b.ends[i-1] + 1
 	}
 	return b.buf[start:b.ends[i]]
 }
@@ -144,9 +144,8 @@ func open(path, format string, keys []string) (source, error) {
 		}
 		return s, nil
 	}
-	s := &csvSource{f: f, path: path, r: csv.NewReader(br)}
-	s.r.ReuseRecord = true
-	header, err := s.r.Read()
+	s := &csvSource{f: f, path: path, sc: &csvScanner{r: br}}
+	buf, err := s.sc.record(nil)
 	if err == io.EOF {
 		f.Close()
 		return nil, fmt.Errorf("read %s: no header row", path)
@@ -155,7 +154,11 @@ func open(path, format string, keys []string) (source, error) {
 		f.Close()
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	s.names = append([]string(nil), header...)
+	start := 1
+	for _, end := range s.sc.ends {
+		s.names = append(s.names, string(buf[start:end]))
+		start = end + 1
+	}
 	s.names[0] = strings.TrimPrefix(s.names[0], "\uFEFF")
 	seen := make(map[string]int, len(s.names))
 	for i, n := range s.names {
@@ -171,7 +174,7 @@ func open(path, format string, keys []string) (source, error) {
 type csvSource struct {
 	f     *os.File
 	path  string
-	r     *csv.Reader
+	sc    *csvScanner
 	names []string
 }
 
@@ -183,28 +186,23 @@ func (s *csvSource) next(b *batch) error {
 	b.reset(s.names)
 	b.size(w, false)
 	// buf is local while filling: storing the slice in b after every
-	// append would be a pointer write (a GC write barrier) per cell.
+	// record would be a pointer write (a GC write barrier) per record.
 	buf := b.buf
 	defer func() { b.buf = buf }()
 	for b.n < batchRows {
-		rec, err := s.r.Read()
+		var err error
+		buf, err = s.sc.record(buf)
 		if err == io.EOF {
 			return io.EOF
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", s.path, err)
 		}
-		ends := b.ends[b.n*w : (b.n+1)*w]
-		for i, f := range rec {
-			buf = append(buf, f...)
-			ends[i] = len(buf)
-		}
-		first, _ := s.r.FieldPos(0)
-		b.lines[b.n] = int64(first)
-		if last, _ := s.r.FieldPos(w - 1); last != first {
+		copy(b.ends[b.n*w:(b.n+1)*w], s.sc.ends)
+		b.lines[b.n] = int64(s.sc.recLine)
+		if s.sc.multi {
 			fl := make([]int64, w)
-			for i := range w {
-				l, _ := s.r.FieldPos(i)
+			for i, l := range s.sc.lines {
 				fl[i] = int64(l)
 			}
 			if b.fieldLines == nil {
@@ -269,6 +267,7 @@ func (s *jsonlSource) next(b *batch) error {
 		}
 		ends := b.ends[b.n*w : (b.n+1)*w]
 		for i, t := range texts {
+			b.buf = append(b.buf, 0)
 			b.buf = append(b.buf, t...)
 			ends[i] = len(b.buf)
 		}
