@@ -487,11 +487,19 @@ func (a *numAcc) finish() *NumericStats {
 	if a.n > int64(len(a.vals)) {
 		s.Sample = int64(len(a.vals))
 	}
-	if a.edges == nil { // exact: every value is in vals
+	if a.edges == nil { // exact: every value is in vals, now sorted
 		a.edges = equalWidthEdges(a.min, a.max)
 		a.counts = make([]int64, len(a.edges)-1)
-		for _, x := range a.vals {
-			a.counts[binOf(a.edges, x)]++
+		// Bin i holds the values from the first >= edges[i] to the first
+		// >= edges[i+1] (binOf's rule), the last bin the rest.
+		lo := 0
+		for i := range a.counts {
+			hi := len(a.vals)
+			if i < len(a.counts)-1 {
+				hi, _ = slices.BinarySearch(a.vals, a.edges[i+1])
+			}
+			a.counts[i] = int64(hi - lo)
+			lo = hi
 		}
 	}
 	s.Histogram = Histogram{Edges: a.edges, Counts: a.counts}

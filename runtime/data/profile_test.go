@@ -315,3 +315,24 @@ func TestSortFloats(t *testing.T) {
 	sortFloats(same)
 	assert.Equal(t, []float64{3, 3, 3, 3, 3}, same)
 }
+
+// TestHistogramFromSortedMatchesBinOf checks the exact histogram (counted
+// on the sorted sample) against binOf value by value.
+func TestHistogramFromSortedMatchesBinOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	a := &numAcc{limit: 1 << 20, rng: rng}
+	for i := range 10_000 {
+		x := float64(rng.IntN(50)) / 7 // ties, and values on edges
+		if i%100 == 0 {
+			x = 0
+		}
+		a.add(x)
+	}
+	vals := slices.Clone(a.vals)
+	h := a.finish().Histogram
+	want := make([]int64, len(h.Counts))
+	for _, x := range vals {
+		want[binOf(h.Edges, x)]++
+	}
+	assert.Equal(t, want, h.Counts)
+}
