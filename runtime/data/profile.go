@@ -61,6 +61,7 @@ func (p *DatasetProfile) Column(name string) *ColumnProfile {
 // and Categories is set, except for PII columns and columns with no
 // non-null value, which have neither.
 type ColumnProfile struct {
+	// Name is the column's name.
 	Name string `json:"name"`
 	// Type is inferred from the non-null values: "int" when all are
 	// integers, else "number" when all are numbers, else "bool", else
@@ -82,6 +83,7 @@ type ColumnProfile struct {
 
 // NumericStats describes the values of a numeric column.
 type NumericStats struct {
+	// Min, Max and Mean are exact over every value.
 	Min  float64 `json:"min"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`

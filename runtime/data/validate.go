@@ -115,9 +115,11 @@ func (c CheckResult) String() string {
 
 // Duplicate is a value of a unique column seen a second time.
 type Duplicate struct {
-	Value     string `json:"value"`
-	FirstLine int64  `json:"firstLine"`
-	Line      int64  `json:"line"`
+	// Value is the repeated value, cut like Violation.Value.
+	Value string `json:"value"`
+	// FirstLine is the line of the value's first row, Line of this one.
+	FirstLine int64 `json:"firstLine"`
+	Line      int64 `json:"line"`
 }
 
 // String renders the duplicate as one line.
