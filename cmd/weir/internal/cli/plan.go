@@ -10,6 +10,7 @@ import (
 
 	"weir.dev/weir/cmd/weir/internal/view"
 	"weir.dev/weir/compiler"
+	"weir.dev/weir/compiler/policy"
 	"weir.dev/weir/plugins/local"
 	"weir.dev/weir/schema"
 )
@@ -57,6 +58,7 @@ func compileOptions(dir string) compiler.Options {
 		CacheDir:    weirDir(dir) + "/cache",
 		WeirVersion: Version,
 		Lower:       lower,
+		Policy:      policyPass(dir, policy.Lock{}, nil),
 	}
 }
 
