@@ -16,6 +16,7 @@ import data.weir.lib.runs
 deny contains finding if {
 	some site, run in runs.sites
 	code := run.code
+	regex.match(`^[/\\~]|^[A-Za-z]:|://|\.\.`, code) # one cheap test before the details
 	why := problem(code)
 	finding := {
 		"msg": sprintf("%s.code %q %s", [site, code, why]),

@@ -7,7 +7,9 @@
 #   run (kind train or trial, action run) times the number of those steps that
 #   can run together (all of them, or search.parallelism when set), summed over
 #   entries. Cached steps hold nothing. Per-backend parallelism is not taken
-#   into account, so the estimate errs high.
+#   into account, so the estimate errs high. When the spec alone bounds the
+#   demand under the quota (every entry running its whole search at once), the
+#   plan is not scanned.
 # custom:
 #   id: weir.gpu.quota.project
 #   severity: error
@@ -16,6 +18,7 @@
 #     or raise gpu_quota.project in policy.data.
 package weir.gpu.quota.project
 
+import data.weir.lib.runs
 import data.weir.lib.text
 
 quota := data.weir.config.gpu_quota.project
@@ -49,6 +52,7 @@ parallelism(element, n) := p if {
 
 deny contains finding if {
 	is_number(quota)
+	not bound <= quota
 	total := sum([g | some g in demand])
 	total > quota
 	finding := {
@@ -56,3 +60,21 @@ deny contains finding if {
 		"path": "policy.data.gpu_quota.project",
 	}
 }
+
+# bound is an upper bound of the demand from the spec alone: each training
+# entry running as many steps at once as its search allows. It is undefined
+# when some entry's concurrency is unknown (a range without a budget).
+bound := sum(xs) if {
+	xs := [x | some _, t in input.project.training; x := runs.gpus(t) * concurrency(t)]
+	count(xs) == count(input.project.training)
+}
+
+concurrency(t) := p if {
+	p := t.search.parallelism
+} else := b if {
+	b := t.search.budget
+} else := n if {
+	vals := [count(p.values) | some p in t.search.params]
+	count(vals) == count(t.search.params)
+	n := product(vals)
+} else := 1 if not t.search

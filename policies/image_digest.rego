@@ -17,7 +17,8 @@ import data.weir.lib.runs
 
 deny contains finding if {
 	some path, ref in runs.images
-	not images.pinned(ref)
+	object.get(input.lock.images, ref, "") == ""
+	not images.has_digest(ref)
 	finding := {
 		"msg": sprintf("image %q is not pinned by digest (in the reference or in weir.lock)", [ref]),
 		"path": path,

@@ -586,3 +586,24 @@ func TestConverterEdgeCases(t *testing.T) {
 		t.Errorf("got %s\nwant %s", got, want)
 	}
 }
+
+// TestEvalConcurrent: an Engine serves evaluations from many goroutines,
+// including the fallback that evaluates policies one by one.
+func TestEvalConcurrent(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"types.rego": "package weir.types\n\ndeny contains \"x\" if input.project.project + 1 > 0\n"})
+	p, plan, sm := fixture()
+	e := newEngine(t, Options{Builtin: true, Dirs: []string{dir}, Config: p.Policy.Data})
+	want, _ := e.Eval(context.Background(), Input{Project: p, Plan: plan, Lock: lock}, sm)
+	done := make(chan []string)
+	for range 4 {
+		go func() {
+			fs, _ := e.Eval(context.Background(), Input{Project: p, Plan: plan, Lock: lock}, sm)
+			done <- keys(fs)
+		}()
+	}
+	for range 4 {
+		if got := <-done; strings.Join(got, "|") != strings.Join(keys(want), "|") {
+			t.Errorf("concurrent evaluation gave %v, want %v", got, keys(want))
+		}
+	}
+}

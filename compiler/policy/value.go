@@ -33,15 +33,41 @@ type converter struct {
 
 type encoderFunc func(c *conversion, v reflect.Value) (*ast.Term, error)
 
-// conversion is one run of a converter: strings seen in it share one term
-// (kinds, actions, backends, images repeat across thousands of steps).
+// conversion is one run of a converter. Strings seen in it share one term
+// (kinds, actions, backends, images repeat across thousands of steps), and
+// so does everything reached through one pointer or map: the compiler
+// shares a training's resources and env with each of its trial steps, and
+// they are converted once. (Terms are never changed once
+// built, so sharing them is safe.)
 type conversion struct {
 	*converter
 	strs map[string]*ast.Term
+	memo map[memoKey]*ast.Term
+}
+
+// memoKey identifies what a pointer or map refers to.
+type memoKey struct {
+	typ reflect.Type
+	ptr uintptr
+	len int
 }
 
 func (c *converter) state() *conversion {
-	return &conversion{converter: c, strs: map[string]*ast.Term{}}
+	return &conversion{converter: c, strs: map[string]*ast.Term{}, memo: map[memoKey]*ast.Term{}}
+}
+
+// memoized converts v with enc once per referent.
+func (c *conversion) memoized(v reflect.Value, n int, enc encoderFunc) (*ast.Term, error) {
+	k := memoKey{typ: v.Type(), ptr: v.Pointer(), len: n}
+	if t, ok := c.memo[k]; ok {
+		return t, nil
+	}
+	t, err := enc(c, v)
+	if err != nil {
+		return nil, err
+	}
+	c.memo[k] = t
+	return t, nil
 }
 
 // value converts x; nil gives null.
@@ -64,7 +90,12 @@ func (c *conversion) value(x any) (ast.Value, error) {
 	return t.Value, nil
 }
 
+// str returns the term of s, shared for short strings (long ones, such as
+// addresses and digests, rarely repeat and are not worth a look-up).
 func (c *conversion) str(s string) *ast.Term {
+	if len(s) > 24 {
+		return ast.StringTerm(s)
+	}
 	if t, ok := c.strs[s]; ok {
 		return t
 	}
@@ -150,11 +181,12 @@ func (c *converter) newEncoder(t reflect.Type, allowAddr bool) encoderFunc {
 		}
 	case reflect.Pointer:
 		elem := c.encoder(t.Elem())
+		deref := func(c *conversion, v reflect.Value) (*ast.Term, error) { return elem(c, v.Elem()) }
 		return func(c *conversion, v reflect.Value) (*ast.Term, error) {
 			if v.IsNil() {
 				return ast.NullTerm(), nil
 			}
-			return elem(c, v.Elem())
+			return c.memoized(v, 0, deref)
 		}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 && !reflect.PointerTo(t.Elem()).Implements(jsonMarshalerType) && !reflect.PointerTo(t.Elem()).Implements(textMarshalerType) {
@@ -268,10 +300,8 @@ func (c *converter) mapEncoder(t reflect.Type) encoderFunc {
 		}
 	}
 	elem := c.encoder(t.Elem())
-	return func(c *conversion, v reflect.Value) (*ast.Term, error) {
-		if v.IsNil() {
-			return ast.NullTerm(), nil
-		}
+	var enc encoderFunc
+	enc = func(c *conversion, v reflect.Value) (*ast.Term, error) {
 		obj := ast.NewObjectWithCapacity(v.Len())
 		kv := reflect.New(t.Key()).Elem()
 		vv := reflect.New(t.Elem()).Elem()
@@ -290,6 +320,12 @@ func (c *converter) mapEncoder(t reflect.Type) encoderFunc {
 			obj.Insert(c.str(k), e)
 		}
 		return ast.NewTerm(obj), nil
+	}
+	return func(c *conversion, v reflect.Value) (*ast.Term, error) {
+		if v.IsNil() {
+			return ast.NullTerm(), nil
+		}
+		return c.memoized(v, 0, enc)
 	}
 }
 
