@@ -9,8 +9,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +39,8 @@ type State interface {
 	// AliasDigest returns the digest of the artifact of the version an
 	// alias points at.
 	AliasDigest(model, alias string) (digest string, ok bool)
+	// TypicalDuration is how long a step at the address usually takes.
+	TypicalDuration(address string) (time.Duration, bool)
 }
 
 // EmptyState is a State with nothing in it.
@@ -46,6 +50,7 @@ func (EmptyState) Serial() int64                                 { return 0 }
 func (EmptyState) Lookup(string) (bool, string)                  { return false, "" }
 func (EmptyState) LastKeyParts(string) (map[string]string, bool) { return nil, false }
 func (EmptyState) Alias(string, string) (int, bool)              { return 0, false }
+func (EmptyState) TypicalDuration(string) (time.Duration, bool)  { return 0, false }
 func (EmptyState) AliasDigest(string, string) (string, bool)     { return "", false }
 
 // Lowerer turns a step into a backend's native task, shown in the plan.
@@ -93,13 +98,15 @@ type pass struct {
 	run  func(ctx context.Context, c *compilation) diag.Diagnostics
 }
 
-// Passes are the compiler's passes, in order.
+// Passes are the compiler's passes, in order. Policies come last: they
+// read the plan's actions and its cost estimate.
 var Passes = []pass{
 	{"load", passLoad},
 	{"graph", passGraph},
-	{"policy", passPolicy},
 	{"lower", passLower},
 	{"diff", passDiff},
+	{"estimate", passEstimate},
+	{"policy", passPolicy},
 }
 
 type compilation struct {
@@ -440,4 +447,79 @@ func changedParts(s *schema.Step, prev map[string]string) string {
 		return "previous result is gone"
 	}
 	return strings.Join(changed, ", ")
+}
+
+// passEstimate adds up the CPU-hours, GPU-hours and cost of the steps that
+// will run: each step's expected duration (from the spec, else the state's
+// history) times its resources, priced by its backend.
+func passEstimate(ctx context.Context, c *compilation) diag.Diagnostics {
+	p := c.res.Plan
+	p.Estimate = Estimate(p, c.opts.State, func(s *schema.Step) bool { return s.Action == schema.ActionRun })
+	return nil
+}
+
+// Estimate prices the steps of a plan that include accepts.
+func Estimate(p *schema.Plan, st State, include func(*schema.Step) bool) *schema.Estimate {
+	e := &schema.Estimate{}
+	for _, s := range p.Steps {
+		if !include(s) || s.Run == nil {
+			continue
+		}
+		var d time.Duration
+		if s.Run.ExpectedDuration != "" {
+			d, _ = time.ParseDuration(s.Run.ExpectedDuration)
+		}
+		if d == 0 && st != nil {
+			d, _ = st.TypicalDuration(s.Address)
+		}
+		if d == 0 {
+			e.UnknownSteps++
+			continue
+		}
+		hours := d.Hours()
+		cpu, gpu, mem := 1.0, 0.0, 0.0
+		if r := s.Run.Resources; r != nil {
+			if r.CPU > 0 {
+				cpu = r.CPU
+			}
+			gpu = float64(r.GPU)
+			mem = memoryGiB(r.Memory)
+		}
+		workers := 1.0
+		if s.Run.Workers > 1 {
+			workers = float64(s.Run.Workers)
+		}
+		e.CPUHours += cpu * hours * workers
+		e.GPUHours += gpu * hours * workers
+		if b := p.Backends[s.Backend]; b != nil && b.Prices != nil {
+			e.Cost += (cpu*b.Prices.CPUHour + gpu*b.Prices.GPUHour + mem*b.Prices.MemoryGiBHour) * hours * workers
+		}
+	}
+	e.CPUHours, e.GPUHours, e.Cost = round3(e.CPUHours), round3(e.GPUHours), round3(e.Cost)
+	return e
+}
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// memoryGiB parses a Kubernetes-style quantity into GiB.
+func memoryGiB(q string) float64 {
+	if q == "" {
+		return 0
+	}
+	units := []struct {
+		suffix string
+		mult   float64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(q, u.suffix) {
+			q, mult = strings.TrimSuffix(q, u.suffix), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(q, 64)
+	if err != nil {
+		return 0
+	}
+	return f * mult / (1 << 30)
 }

@@ -185,6 +185,8 @@ type Estimate struct {
 	CPUHours float64 `json:"cpu_hours"`
 	GPUHours float64 `json:"gpu_hours"`
 	Cost     float64 `json:"cost"`
+	// UnknownSteps have neither an expectedDuration nor a history.
+	UnknownSteps int `json:"unknown_steps,omitempty"`
 }
 
 // Summary counts steps and changes by action.

@@ -30,7 +30,7 @@ func weirCmd(args ...string) *exec.Cmd {
 func wideProject(t *testing.T, n, w int, sleep string) string {
 	dir := t.TempDir()
 	var b strings.Builder
-	b.WriteString("project: \"kill\"\n")
+	b.WriteString("project: \"kill\"\nowner: \"team:ml\"\n")
 	for i := 0; i < n; i++ {
 		// Each command differs, so no two steps share a cache key.
 		fmt.Fprintf(&b, "tasks: s%02d: {command: [\"sh\", \"-c\", \"sleep %s; echo %d > $WEIR_OUTPUT_OUT\"], outputs: [\"out\"]", i, sleep, i)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"time"
 )
 
 // RecordKeyParts stores the parts a succeeded execution's cache key was made
@@ -52,4 +53,35 @@ func (t *Tx) Models() ([]string, error) {
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// TypicalDuration is the mean duration of the latest (at most five)
+// succeeded executions at an address, for cost estimates; ok is false when
+// the address never succeeded.
+func (db *DB) TypicalDuration(ctx context.Context, address string) (time.Duration, bool) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT started, ended FROM executions
+		WHERE address = ? AND status = 'succeeded' AND ended IS NOT NULL ORDER BY id DESC LIMIT 5`, address)
+	if err != nil {
+		return 0, false
+	}
+	defer rows.Close()
+	var total time.Duration
+	n := 0
+	for rows.Next() {
+		var s, e string
+		if rows.Scan(&s, &e) != nil {
+			continue
+		}
+		st, err1 := time.Parse(timeFormat, s)
+		en, err2 := time.Parse(timeFormat, e)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		total += en.Sub(st)
+		n++
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return total / time.Duration(n), true
 }

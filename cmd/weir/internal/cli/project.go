@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"weir.dev/weir/runtime/artifact"
 	"weir.dev/weir/runtime/state"
@@ -138,6 +139,11 @@ func aliasDigest(ctx context.Context, db *state.DB, model, alias string) (string
 		return nil
 	})
 	return d, err == nil && d != ""
+}
+
+// TypicalDuration is a step's usual duration from the state's history.
+func (s *planState) TypicalDuration(address string) (time.Duration, bool) {
+	return s.db.TypicalDuration(s.ctx, address)
 }
 
 // AliasDigest feeds the graph pass the artifacts model aliases point at.
