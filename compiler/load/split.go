@@ -174,6 +174,7 @@ func plainLabel(l ast.Label) (string, bool) {
 // analyseFile finds the sections, elements and imports of a file and
 // reports whether the file can be split (see the rules above).
 func analyseFile(f *specFile) bool {
+	f.sections, f.imports, f.shared = nil, nil, false
 	var shared []ast.Node
 	for _, d := range f.file.Decls {
 		switch d := d.(type) {
@@ -423,7 +424,7 @@ func partSource(f *specFile, in map[string]bool) []byte {
 // CUE context and a schema compilation (a few milliseconds).
 var (
 	splitMinBytes = 64 << 10
-	partBytes     = 64 << 10
+	partBytes     = 32 << 10
 )
 
 // evaluateSplit evaluates a spec part by part, in parallel. It reports
@@ -447,6 +448,17 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 		asts[i] = f.file
 	}
 	sm := sourceMap(dir, asts)
+	// The syntax trees are done with: let the collector have them while
+	// the parts evaluate.
+	for _, f := range files {
+		f.file = nil
+		for i := range f.sections {
+			for j := range f.sections[i].elems {
+				f.sections[i].elems[j].field = nil
+			}
+		}
+	}
+	clear(asts)
 	results := make([]*schema.Project, len(plan.parts))
 	var failed atomic.Bool
 	jobs := make(chan int)
