@@ -1,35 +1,67 @@
 package load
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/gob"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
 
+	"weir.dev/weir/internal/diag"
 	"weir.dev/weir/schema"
 )
 
 // cacheVersion changes whenever the decoder or the cached shape changes, so
 // an older cache entry is never read by a newer weir.
-const cacheVersion = "weir-eval-1"
+const cacheVersion = "weir-eval-2"
 
-// cacheEntry is an evaluated spec: the IR (with its compiled rules, which
-// the IR's JSON leaves out), its source map and its hash.
+// A cache entry is an evaluated spec in one file: a header line (the cache
+// version), the IR with its compiled rules and the spec hash (gob, which,
+// unlike the IR's JSON, keeps the rules, integer parameters and source
+// offsets), then the source map in a compact form. A re-plan of an unchanged
+// spec reads nothing else, so the entry is built for reading fast: the
+// source map, the bulk of it, is sorted paths sharing prefixes and
+// positions as varints, decoded into one string allocation.
 type cacheEntry struct {
-	Project   *schema.Project                         `json:"project"`
-	Rules     map[string]map[string]schema.ColumnRule `json:"rules,omitempty"`
-	GateRules map[string]map[string]schema.ColumnRule `json:"gate_rules,omitempty"`
-	Sources   schema.SourceMap                        `json:"sources"`
-	SpecHash  string                                  `json:"spec_hash"`
+	Project  *schema.Project
+	SpecHash string
+	Sources  schema.SourceMap
+}
+
+// cachedIR is the part of an entry gob encodes.
+type cachedIR struct {
+	Project  *schema.Project
+	SpecHash string
+}
+
+func init() {
+	// Values of `any` fields (parameters, plugin configs, policy data) as
+	// the decoder makes them.
+	gob.Register([]any{})
+	gob.Register(map[string]any{})
+	gob.Register(&big.Int{})
+	gob.Register(&big.Float{})
+	gob.Register([]byte{})
 }
 
 // cacheKey digests everything evaluation depends on: the spec files, the
-// embedded schema, and the cache version. Imported packages under cue.mod
+// embedded schema, the shape of the IR (an entry decodes into the IR's Go
+// types) and the cache version. Imported packages under cue.mod
 // are included, so changing a vendored package re-evaluates.
 func cacheKey(dir string, files []*specFile) (string, error) {
 	h := sha256.New()
 	h.Write([]byte(cacheVersion))
+	h.Write([]byte(irShape()))
 	h.Write(schema.CUE)
 	addBytes := func(rel string, b []byte) {
 		h.Write([]byte{0})
@@ -64,8 +96,40 @@ func cacheKey(dir string, files []*specFile) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// irShape describes the Go types of the IR: field names, types and tags.
+var irShape = sync.OnceValue(func() string {
+	var b strings.Builder
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			if t.Kind() == reflect.Map {
+				walk(t.Key())
+			}
+			walk(t.Elem())
+		case reflect.Struct:
+			fmt.Fprintf(&b, "%s{", t)
+			for i := 0; i < t.NumField(); i++ {
+				f := t.Field(i)
+				fmt.Fprintf(&b, "%s %s %q;", f.Name, f.Type, f.Tag)
+			}
+			b.WriteString("}\n")
+			for i := 0; i < t.NumField(); i++ {
+				walk(t.Field(i).Type)
+			}
+		}
+	}
+	walk(reflect.TypeOf(cachedIR{}))
+	return b.String()
+})
+
 func cachePath(cacheDir, key string) string {
-	return filepath.Join(cacheDir, "eval-"+key[:32]+".json")
+	return filepath.Join(cacheDir, "eval-"+key[:32]+".bin")
 }
 
 func readCache(cacheDir, key string) (*cacheEntry, bool) {
@@ -73,46 +137,188 @@ func readCache(cacheDir, key string) (*cacheEntry, bool) {
 	if err != nil {
 		return nil, false
 	}
-	var c cacheEntry
-	if json.Unmarshal(b, &c) != nil || c.Project == nil {
+	c, err := decodeEntry(b)
+	if err != nil {
 		return nil, false
 	}
-	for name, rules := range c.Rules {
-		if ds := c.Project.Datasets[name]; ds != nil {
-			ds.Rules = rules
+	return c, true
+}
+
+func encodeEntry(c *cacheEntry) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString(cacheVersion + "\n")
+	var ir bytes.Buffer
+	if err := gob.NewEncoder(&ir).Encode(cachedIR{c.Project, c.SpecHash}); err != nil {
+		return nil, err
+	}
+	buf.Write(binary.AppendUvarint(nil, uint64(ir.Len())))
+	buf.Write(ir.Bytes())
+	buf.Write(encodeSourceMap(c.Sources))
+	return buf.Bytes(), nil
+}
+
+func decodeEntry(b []byte) (*cacheEntry, error) {
+	b, ok := bytes.CutPrefix(b, []byte(cacheVersion+"\n"))
+	if !ok {
+		return nil, errBadCache
+	}
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)-w) {
+		return nil, errBadCache
+	}
+	b = b[w:]
+	var ir cachedIR
+	if err := gob.NewDecoder(bytes.NewReader(b[:n])).Decode(&ir); err != nil || ir.Project == nil {
+		return nil, errBadCache
+	}
+	sm, err := decodeSourceMap(b[n:])
+	if err != nil {
+		return nil, err
+	}
+	return &cacheEntry{Project: ir.Project, SpecHash: ir.SpecHash, Sources: sm}, nil
+}
+
+var errBadCache = errors.New("malformed cache entry")
+
+// encodeSourceMap writes the file names, then the paths in order, each as
+// the length of the prefix it shares with the one before and the rest, and
+// its range: file index, start line, column and offset, and the end as a
+// flag (0: the end is the start) or the end's line, column and offset.
+func encodeSourceMap(sm schema.SourceMap) []byte {
+	paths := make([]string, 0, len(sm))
+	fileIndex := map[string]int{}
+	var files []string
+	size := 0
+	for p, r := range sm {
+		paths = append(paths, p)
+		size += len(p)
+		if _, ok := fileIndex[r.Filename]; !ok {
+			fileIndex[r.Filename] = len(files)
+			files = append(files, r.Filename)
 		}
 	}
-	for name, rules := range c.GateRules {
-		if m := c.Project.Models[name]; m != nil {
-			m.GateRules = rules
-		}
+	slices.Sort(paths)
+	out := binary.AppendUvarint(nil, uint64(len(files)))
+	for _, f := range files {
+		out = binary.AppendUvarint(out, uint64(len(f)))
+		out = append(out, f...)
 	}
-	return &c, true
+	out = binary.AppendUvarint(out, uint64(len(paths)))
+	out = binary.AppendUvarint(out, uint64(size))
+	put := func(n int) { out = binary.AppendUvarint(out, uint64(n)) }
+	prev := ""
+	for _, p := range paths {
+		shared := 0
+		for shared < len(p) && shared < len(prev) && p[shared] == prev[shared] {
+			shared++
+		}
+		put(shared)
+		put(len(p) - shared)
+		out = append(out, p[shared:]...)
+		r := sm[p]
+		put(fileIndex[r.Filename])
+		put(r.Start.Line)
+		put(r.Start.Column)
+		put(r.Start.Offset)
+		if r.End == r.Start {
+			put(0)
+		} else {
+			put(1)
+			put(r.End.Line)
+			put(r.End.Column)
+			put(r.End.Offset)
+		}
+		prev = p
+	}
+	return out
+}
+
+func decodeSourceMap(b []byte) (schema.SourceMap, error) {
+	bad := false
+	next := func() int {
+		n, w := binary.Uvarint(b)
+		if w <= 0 || n > math.MaxInt32 {
+			bad = true
+			return 0
+		}
+		b = b[w:]
+		return int(n)
+	}
+	bytesOf := func(n int) []byte {
+		if n > len(b) {
+			bad = true
+			return nil
+		}
+		s := b[:n]
+		b = b[n:]
+		return s
+	}
+	files := make([]string, next())
+	for i := range files {
+		if bad {
+			return nil, errBadCache
+		}
+		files[i] = string(bytesOf(next()))
+	}
+	count, size := next(), next()
+	if bad || count > len(b) || size > 64*len(b)+64 {
+		return nil, errBadCache
+	}
+	// All paths live in one string; each key is a slice of it.
+	all := make([]byte, 0, size)
+	type entry struct {
+		start, end int
+		r          diag.Range
+	}
+	entries := make([]entry, count)
+	prevStart, prevEnd := 0, 0
+	for i := range entries {
+		shared, rest := next(), next()
+		if bad || shared > prevEnd-prevStart {
+			return nil, errBadCache
+		}
+		start := len(all)
+		all = append(all, all[prevStart:prevStart+shared]...)
+		all = append(all, bytesOf(rest)...)
+		e := entry{start: start, end: len(all)}
+		fi := next()
+		if fi >= len(files) {
+			return nil, errBadCache
+		}
+		e.r.Filename = files[fi]
+		e.r.Start = diag.Pos{Line: next(), Column: next(), Offset: next()}
+		e.r.End = e.r.Start
+		if next() != 0 {
+			e.r.End = diag.Pos{Line: next(), Column: next(), Offset: next()}
+		}
+		if bad {
+			return nil, errBadCache
+		}
+		entries[i] = e
+		prevStart, prevEnd = e.start, e.end
+	}
+	if len(b) != 0 {
+		return nil, errBadCache
+	}
+	keys := string(all)
+	sm := make(schema.SourceMap, count)
+	for _, e := range entries {
+		sm[keys[e.start:e.end]] = e.r
+	}
+	return sm, nil
 }
 
 // writeCache stores an evaluation atomically (temp file + rename). Old
 // entries are removed so the folder holds one entry per project.
 func writeCache(cacheDir, key string, res *Result) error {
-	c := cacheEntry{Project: res.Project, Sources: res.Sources, SpecHash: res.SpecHash,
-		Rules: map[string]map[string]schema.ColumnRule{}, GateRules: map[string]map[string]schema.ColumnRule{}}
-	for name, ds := range res.Project.Datasets {
-		if len(ds.Rules) > 0 {
-			c.Rules[name] = ds.Rules
-		}
-	}
-	for name, m := range res.Project.Models {
-		if len(m.GateRules) > 0 {
-			c.GateRules[name] = m.GateRules
-		}
-	}
-	b, err := json.Marshal(&c)
+	b, err := encodeEntry(&cacheEntry{Project: res.Project, Sources: res.Sources, SpecHash: res.SpecHash})
 	if err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return err
 	}
-	old, _ := filepath.Glob(filepath.Join(cacheDir, "eval-*.json"))
+	old, _ := filepath.Glob(filepath.Join(cacheDir, "eval-*"))
 	tmp, err := os.CreateTemp(cacheDir, ".eval-*")
 	if err != nil {
 		return err
