@@ -397,6 +397,11 @@ func trafficOf(s *schema.Step) string {
 	return fmt.Sprintf("%s at %d%% traffic", m, cfg.Weight)
 }
 
+// ExplainChange says which parts of a step's cache key differ from prev (the
+// parts of an earlier key at the same address): "code ./train changed",
+// "upstream X changed" ...
+func ExplainChange(s *schema.Step, prev map[string]string) string { return changedParts(s, prev) }
+
 // changedParts explains a cache miss by the key parts that differ from the
 // last run at the same address.
 func changedParts(s *schema.Step, prev map[string]string) string {

@@ -95,7 +95,7 @@ Kubernetes or batch services.`,
 	root.SetErr(stderr)
 	root.AddCommand(
 		newInitCmd(), newFmtCmd(), newValidateCmd(), newPlanCmd(), newApplyCmd(), newGraphCmd(), newVersionCmd(),
-		newRunsCmd(), newMetricsCmd(), newModelsCmd(), newLineageCmd(), newStateCmd(), newGCCmd(), newPolicyCmd(),
+		newRunsCmd(), newMetricsCmd(), newModelsCmd(), newLineageCmd(), newStateCmd(), newGCCmd(), newPolicyCmd(), newReviewCmd(),
 	)
 	return root
 }
