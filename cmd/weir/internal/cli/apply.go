@@ -20,7 +20,6 @@ import (
 	"weir.dev/weir/cmd/weir/internal/view"
 	"weir.dev/weir/compiler"
 	"weir.dev/weir/compiler/load"
-	"weir.dev/weir/plugins/local"
 	"weir.dev/weir/runtime/backend"
 	"weir.dev/weir/runtime/builtin"
 	"weir.dev/weir/runtime/exec"
@@ -174,7 +173,11 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 		}()
 	}
 	abs, _ := filepath.Abs(dir)
-	loc := local.New(0)
+	bs, err := openBackends(ctx, dir, p.Backends)
+	if err != nil {
+		return err
+	}
+	defer bs.Close()
 	opts := exec.Options{
 		ProjectDir:  abs,
 		WorkRoot:    filepath.Join(abs, ".weir", "runs"),
@@ -199,10 +202,7 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 		},
 	}
 	for name, b := range p.Backends {
-		if b.Kind != "local" {
-			return fmt.Errorf("backend %s: kind %q is not available in this weir (built in: local)", name, b.Kind)
-		}
-		opts.Backends[name] = loc
+		opts.Backends[name] = bs.byName[name]
 		opts.Limits[name] = b.Parallelism
 		opts.GPUs[name] = b.GPUs
 	}

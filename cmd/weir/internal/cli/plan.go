@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -11,8 +10,6 @@ import (
 	"weir.dev/weir/cmd/weir/internal/view"
 	"weir.dev/weir/compiler"
 	"weir.dev/weir/compiler/policy"
-	"weir.dev/weir/plugins/local"
-	"weir.dev/weir/schema"
 )
 
 type planFlags struct {
@@ -60,23 +57,6 @@ func compileOptions(dir string) compiler.Options {
 		Lower:       lower,
 		Policy:      policyPass(dir, policy.Lock{}, nil),
 	}
-}
-
-// lower hands each step to its backend's lowering. Only the local backend
-// is built in so far.
-func lower(name string, cfg *schema.Backend, s *schema.Step) (json.RawMessage, error) {
-	kind := "local"
-	if cfg != nil {
-		kind = cfg.Kind
-	}
-	if kind != "local" {
-		return nil, fmt.Errorf("backend %s is of kind %q, which this weir cannot run (available kinds: local)", name, kind)
-	}
-	t, err := local.Lower(s)
-	if err != nil {
-		return nil, fmt.Errorf("backend %s cannot run this step: %v", name, err)
-	}
-	return t, nil
 }
 
 // traceTo prints each compiler pass's duration to stderr.
