@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/gob"
@@ -180,34 +181,54 @@ func decodeEntry(b []byte) (*cacheEntry, error) {
 
 var errBadCache = errors.New("malformed cache entry")
 
-// encodeSourceMap writes the file names, then the paths in order, each as
+// encodeSourceMap writes the file names, then the paths, each as
 // the length of the prefix it shares with the one before and the rest, and
 // its range: file index, start line, column and offset, and the end as a
 // flag (0: the end is the start) or the end's line, column and offset.
 func encodeSourceMap(sm schema.SourceMap) []byte {
-	paths := make([]string, 0, len(sm))
-	fileIndex := map[string]int{}
+	type entry struct {
+		path string
+		r    diag.Range
+	}
+	entries := make([]entry, 0, len(sm))
+	// order sorts the entries by where they are written (cheaper than by
+	// path, and neighbours then share long prefixes).
+	type key struct{ file, offset, i int32 }
+	order := make([]key, 0, len(sm))
+	fileIndex := map[string]int32{}
 	var files []string
 	size := 0
 	for p, r := range sm {
-		paths = append(paths, p)
-		size += len(p)
-		if _, ok := fileIndex[r.Filename]; !ok {
-			fileIndex[r.Filename] = len(files)
+		fi, ok := fileIndex[r.Filename]
+		if !ok {
+			fi = int32(len(files))
+			fileIndex[r.Filename] = fi
 			files = append(files, r.Filename)
 		}
+		order = append(order, key{fi, int32(r.Start.Offset), int32(len(entries))})
+		entries = append(entries, entry{p, r})
+		size += len(p)
 	}
-	slices.Sort(paths)
+	slices.SortFunc(order, func(a, b key) int {
+		if c := cmp.Compare(a.file, b.file); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.offset, b.offset); c != 0 {
+			return c
+		}
+		return strings.Compare(entries[a.i].path, entries[b.i].path)
+	})
 	out := binary.AppendUvarint(nil, uint64(len(files)))
 	for _, f := range files {
 		out = binary.AppendUvarint(out, uint64(len(f)))
 		out = append(out, f...)
 	}
-	out = binary.AppendUvarint(out, uint64(len(paths)))
+	out = binary.AppendUvarint(out, uint64(len(entries)))
 	out = binary.AppendUvarint(out, uint64(size))
 	put := func(n int) { out = binary.AppendUvarint(out, uint64(n)) }
 	prev := ""
-	for _, p := range paths {
+	for _, k := range order {
+		p, r := entries[k.i].path, entries[k.i].r
 		shared := 0
 		for shared < len(p) && shared < len(prev) && p[shared] == prev[shared] {
 			shared++
@@ -215,8 +236,7 @@ func encodeSourceMap(sm schema.SourceMap) []byte {
 		put(shared)
 		put(len(p) - shared)
 		out = append(out, p[shared:]...)
-		r := sm[p]
-		put(fileIndex[r.Filename])
+		put(int(k.file))
 		put(r.Start.Line)
 		put(r.Start.Column)
 		put(r.Start.Offset)

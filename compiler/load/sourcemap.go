@@ -4,7 +4,9 @@ import (
 	"strconv"
 
 	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/token"
 
+	"weir.dev/weir/internal/diag"
 	"weir.dev/weir/schema"
 )
 
@@ -13,15 +15,39 @@ import (
 // built by comprehensions or references are not recorded; lookups fall back
 // to the nearest recorded ancestor.
 func sourceMap(dir string, files []*ast.File) schema.SourceMap {
-	c := &converter{dir: dir}
-	sm := schema.SourceMap{}
+	b := &smBuilder{c: &converter{dir: dir}, sm: schema.SourceMap{}}
 	for _, f := range files {
-		walkDecls(c, sm, "", f.Decls)
+		b.walkDecls("", f.Decls)
 	}
-	return sm
+	return b.sm
 }
 
-func walkDecls(c *converter, sm schema.SourceMap, prefix string, decls []ast.Decl) {
+type smBuilder struct {
+	c     *converter
+	sm    schema.SourceMap
+	names map[string]string // file name in positions -> in ranges
+}
+
+// add records path at p unless it is recorded already: a range as
+// converter.rng makes it, with the file name converted once per file.
+func (b *smBuilder) add(path string, p token.Pos) {
+	if _, seen := b.sm[path]; seen || !p.IsValid() {
+		return
+	}
+	pos := p.Position()
+	name, ok := b.names[pos.Filename]
+	if !ok {
+		name = b.c.rng(p).Filename
+		if b.names == nil {
+			b.names = map[string]string{}
+		}
+		b.names[pos.Filename] = name
+	}
+	at := diag.Pos{Line: pos.Line, Column: pos.Column, Offset: pos.Offset}
+	b.sm[path] = diag.Range{Filename: name, Start: at, End: at}
+}
+
+func (b *smBuilder) walkDecls(prefix string, decls []ast.Decl) {
 	for _, d := range decls {
 		switch d := d.(type) {
 		case *ast.Field:
@@ -33,37 +59,29 @@ func walkDecls(c *converter, sm schema.SourceMap, prefix string, decls []ast.Dec
 			if prefix != "" {
 				path = prefix + "." + name
 			}
-			if _, seen := sm[path]; !seen {
-				if r := c.rng(d.Pos()); r != nil {
-					sm[path] = *r
-				}
-			}
-			walkExpr(c, sm, path, d.Value)
+			b.add(path, d.Pos())
+			b.walkExpr(path, d.Value)
 		case *ast.EmbedDecl:
-			walkExpr(c, sm, prefix, d.Expr)
+			b.walkExpr(prefix, d.Expr)
 		}
 	}
 }
 
-func walkExpr(c *converter, sm schema.SourceMap, path string, e ast.Expr) {
+func (b *smBuilder) walkExpr(path string, e ast.Expr) {
 	switch e := e.(type) {
 	case *ast.StructLit:
-		walkDecls(c, sm, path, e.Elts)
+		b.walkDecls(path, e.Elts)
 	case *ast.ListLit:
 		for i, el := range e.Elts {
 			p := path + "[" + strconv.Itoa(i) + "]"
-			if _, seen := sm[p]; !seen {
-				if r := c.rng(el.Pos()); r != nil {
-					sm[p] = *r
-				}
-			}
-			walkExpr(c, sm, p, el)
+			b.add(p, el.Pos())
+			b.walkExpr(p, el)
 		}
 	case *ast.BinaryExpr:
-		walkExpr(c, sm, path, e.X)
-		walkExpr(c, sm, path, e.Y)
+		b.walkExpr(path, e.X)
+		b.walkExpr(path, e.Y)
 	case *ast.ParenExpr:
-		walkExpr(c, sm, path, e.X)
+		b.walkExpr(path, e.X)
 	}
 }
 
