@@ -2,6 +2,8 @@ package graph_test
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"testing"
 
 	"weir.dev/weir/compiler/graph"
@@ -9,6 +11,19 @@ import (
 	"weir.dev/weir/schema"
 	"weir.dev/weir/testdata/bench/benchgen"
 )
+
+// benchPipelines is the size of the benchmark project: 100 pipelines
+// (1,000 steps), or WEIR_BENCH_PIPELINES.
+func benchPipelines(b *testing.B) int {
+	if s := os.Getenv("WEIR_BENCH_PIPELINES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("WEIR_BENCH_PIPELINES=%s: %v", s, err)
+		}
+		return n
+	}
+	return 100
+}
 
 func benchLoad(b *testing.B, n int) *load.Result {
 	b.Helper()
@@ -26,15 +41,15 @@ func benchLoad(b *testing.B, n int) *load.Result {
 // BenchmarkBuild builds the step graph of the generated 1,000-step spec
 // (references, expansion, digests, cache keys) from its IR.
 func BenchmarkBuild(b *testing.B) {
-	res := benchLoad(b, 100)
+	res := benchLoad(b, benchPipelines(b))
 	b.ReportAllocs()
 	for b.Loop() {
 		g, ds := graph.Build(res.Project, res.Sources, graph.Options{Dir: res.Dir})
 		if ds.HasErrors() {
 			b.Fatal(ds)
 		}
-		if len(g.Steps) != 100*benchgen.StepsPerPipeline {
-			b.Fatalf("%d steps, want %d", len(g.Steps), 100*benchgen.StepsPerPipeline)
+		if want := benchPipelines(b) * benchgen.StepsPerPipeline; len(g.Steps) != want {
+			b.Fatalf("%d steps, want %d", len(g.Steps), want)
 		}
 	}
 }
@@ -43,7 +58,7 @@ func BenchmarkBuild(b *testing.B) {
 // scratch, as a cold `weir validate` does.
 func BenchmarkCompile(b *testing.B) {
 	dir := b.TempDir()
-	if err := benchgen.Generate(dir, 100, benchgen.Single, schema.CUE); err != nil {
+	if err := benchgen.Generate(dir, benchPipelines(b), benchgen.Single, schema.CUE); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

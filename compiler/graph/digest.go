@@ -20,11 +20,37 @@ type Digester struct {
 	mu    sync.Mutex
 	files map[string]string
 	dirs  map[string]string
+	stats map[string]statResult
+}
+
+type statResult struct {
+	isDir bool
+	err   error
 }
 
 // NewDigester returns an empty Digester.
 func NewDigester() *Digester {
-	return &Digester{files: map[string]string{}, dirs: map[string]string{}}
+	return &Digester{files: map[string]string{}, dirs: map[string]string{}, stats: map[string]statResult{}}
+}
+
+// stat reports whether name is a folder, remembering the answer: every step
+// of a large spec names the same few code folders.
+func (d *Digester) stat(name string) (isDir bool, err error) {
+	d.mu.Lock()
+	r, ok := d.stats[name]
+	d.mu.Unlock()
+	if ok {
+		return r.isDir, r.err
+	}
+	st, err := os.Stat(name)
+	r = statResult{err: err}
+	if err == nil {
+		r.isDir = st.IsDir()
+	}
+	d.mu.Lock()
+	d.stats[name] = r
+	d.mu.Unlock()
+	return r.isDir, r.err
 }
 
 // File returns "sha256:<hex>" of a file's content.

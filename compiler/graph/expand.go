@@ -229,11 +229,11 @@ func (b *builder) checkCode(path, code string) {
 		b.errorf("bad-code", path, "%s: code folder %s lies outside the project folder", path, code)
 		return
 	}
-	st, err := os.Stat(filepath.Join(b.opts.Dir, clean))
+	isDir, err := b.opts.Digests.stat(filepath.Join(b.opts.Dir, clean))
 	switch {
 	case err != nil:
 		b.errorf("missing-code", path, "%s: code folder %s does not exist", path, code)
-	case !st.IsDir():
+	case !isDir:
 		b.errorf("missing-code", path, "%s: code %s is a file, not a folder", path, code)
 	}
 }
