@@ -496,32 +496,30 @@ var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 func scanNumber(s []byte, want bool) (float64, numSyntax) {
 	i, n := 0, len(s)
 	neg := false
-	if i < n && (s[i] == '-' || s[i] == '+') {
-		neg = s[i] == '-'
+	if n > 0 && (s[0] == '-' || s[0] == '+') {
+		neg = s[0] == '-'
+		i = 1
+	}
+	// Accumulate every digit; more than 18 would overflow mant, and such
+	// numbers go to strconv below.
+	var mant int64
+	start := i
+	for i < n && s[i]-'0' <= 9 {
+		mant = mant*10 + int64(s[i]-'0')
 		i++
 	}
-	var mant uint64
-	digits, frac, exact := 0, 0, true
-	for ; i < n && s[i]-'0' <= 9; i++ {
-		digits++
-		if mant < 1e18 {
-			mant = mant*10 + uint64(s[i]-'0')
-		} else {
-			exact = false
-		}
-	}
+	digits, frac := i-start, 0
 	syn := intSyntax
 	if i < n && s[i] == '.' {
 		syn = decSyntax
-		for i++; i < n && s[i]-'0' <= 9; i++ {
-			digits++
-			if mant < 1e18 {
-				mant = mant*10 + uint64(s[i]-'0')
-				frac++
-			} else {
-				exact = false
-			}
+		i++
+		fstart := i
+		for i < n && s[i]-'0' <= 9 {
+			mant = mant*10 + int64(s[i]-'0')
+			i++
 		}
+		frac = i - fstart
+		digits += frac
 	}
 	if digits == 0 {
 		return 0, notNumber
@@ -535,13 +533,14 @@ func scanNumber(s []byte, want bool) (float64, numSyntax) {
 			eneg = s[i] == '-'
 			i++
 		}
-		start := i
-		for ; i < n && s[i]-'0' <= 9; i++ {
+		estart := i
+		for i < n && s[i]-'0' <= 9 {
 			if exp < 10000 {
 				exp = exp*10 + int(s[i]-'0')
 			}
+			i++
 		}
-		if i == start {
+		if i == estart {
 			return 0, notNumber
 		}
 		if eneg {
@@ -555,7 +554,7 @@ func scanNumber(s []byte, want bool) (float64, numSyntax) {
 		return 0, syn
 	}
 	exp -= frac
-	if exact && mant < 1<<53 && exp >= -22 && exp <= 22 {
+	if digits <= 15 && exp >= -22 && exp <= 22 { // 15 digits: mant < 2^53
 		x := float64(mant)
 		if exp < 0 {
 			x /= pow10[-exp]
