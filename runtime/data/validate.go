@@ -301,6 +301,7 @@ type colCheck struct {
 	patterns    []*matcher
 	notPatterns []*matcher
 	hasEnum     bool
+	hasText     bool // patterns, not-patterns or an enum to check
 	enumList    []string            // small enums: a scan beats hashing
 	enum        map[string]struct{} // large enums
 	enumText    string
@@ -363,6 +364,7 @@ func compileRules(rules map[string]schema.ColumnRule) ([]*colCheck, error) {
 			}
 			c.enumText = strings.Join(quoted, " | ")
 		}
+		c.hasText = len(c.patterns) > 0 || len(c.notPatterns) > 0 || c.hasEnum
 		if c.rule == "" {
 			c.rule = c.describe()
 		}
@@ -439,6 +441,9 @@ func (c *colCheck) checkText(s []byte) failure {
 	} else if c.typ == typeBool && !isBool(s) {
 		return failure{failType, 0}
 	}
+	if !c.hasText {
+		return pass
+	}
 	return c.checkPatterns(s)
 }
 
@@ -467,6 +472,9 @@ func (c *colCheck) checkJSON(s []byte, k cellKind) failure {
 		if f := c.checkBounds(mustParse(s)); f != pass {
 			return f
 		}
+	}
+	if !c.hasText {
+		return pass
 	}
 	return c.checkPatterns(s)
 }
