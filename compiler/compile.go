@@ -41,6 +41,9 @@ type State interface {
 	AliasDigest(model, alias string) (digest string, ok bool)
 	// TypicalDuration is how long a step at the address usually takes.
 	TypicalDuration(address string) (time.Duration, bool)
+	// LatestVersion is the newest version of a model that passed its gates
+	// (and is approved, when approvedOnly).
+	LatestVersion(model string, approvedOnly bool) (int, bool)
 }
 
 // EmptyState is a State with nothing in it.
@@ -51,6 +54,7 @@ func (EmptyState) Lookup(string) (bool, string)                  { return false,
 func (EmptyState) LastKeyParts(string) (map[string]string, bool) { return nil, false }
 func (EmptyState) Alias(string, string) (int, bool)              { return 0, false }
 func (EmptyState) TypicalDuration(string) (time.Duration, bool)  { return 0, false }
+func (EmptyState) LatestVersion(string, bool) (int, bool)        { return 0, false }
 func (EmptyState) AliasDigest(string, string) (string, bool)     { return "", false }
 
 // Lowerer turns a step into a backend's native task, shown in the plan.
@@ -319,27 +323,64 @@ func passDiff(ctx context.Context, c *compilation) diag.Diagnostics {
 	for _, ch := range p.Changes {
 		ch.Action = schema.ActionCreate
 		if ch.Type == "alias" {
-			model, alias := aliasOf(ch.Address)
-			if v, ok := st.Alias(model, alias); ok {
-				ch.Before = fmt.Sprintf("v%d", v)
-				ch.Action = schema.ActionUpdate
-				if ch.After == ch.Before {
-					ch.Action = schema.ActionNoop
-				}
-				if ch.After == "latest" {
-					ch.Reason = "moves to the newest version that passes its gates, if newer"
-					ch.Action = schema.ActionNoop
-					for _, n := range ch.Needs {
-						if _, ok := runs[n]; ok {
-							ch.Action = schema.ActionUpdate
-						}
-					}
-				}
-			}
+			diffAlias(ch, st, c.res.Load.Project, runs)
 		}
 	}
 	p.Tally()
 	return ds
+}
+
+// diffAlias compares an alias in the registry with the spec: a pinned
+// version, or "latest" (the newest version that passed its gates and, when
+// the model requires it, was approved).
+func diffAlias(ch *schema.Change, st State, p *schema.Project, runs map[string]string) {
+	model, alias := aliasOf(ch.Address)
+	cur, has := st.Alias(model, alias)
+	if has {
+		ch.Before = fmt.Sprintf("v%d", cur)
+	}
+	registering := false
+	for _, n := range ch.Needs {
+		if _, ok := runs[n]; ok {
+			registering = true
+		}
+	}
+	want := ch.After
+	if ch.After == "latest" {
+		approved := false
+		if m := p.Models[model]; m != nil && m.Approval != nil {
+			approved = m.Approval.Required
+		}
+		v, ok := st.LatestVersion(model, approved)
+		switch {
+		case registering:
+			ch.Reason = "moves to the version this apply registers, if it passes its gates"
+			if approved {
+				ch.Reason = "moves once the version this apply registers is approved"
+			}
+			ch.Action = schema.ActionUpdate
+			if !has {
+				ch.Action = schema.ActionCreate
+			}
+			return
+		case !ok:
+			ch.Action, ch.Reason = schema.ActionNoop, "no version is eligible yet"
+			if approved {
+				ch.Reason = "no approved version yet (weir models approve)"
+			}
+			return
+		}
+		want = fmt.Sprintf("v%d", v)
+		ch.After = want + " (latest)"
+	}
+	switch {
+	case !has:
+		ch.Action = schema.ActionCreate
+	case want == ch.Before:
+		ch.Action = schema.ActionNoop
+	default:
+		ch.Action = schema.ActionUpdate
+	}
 }
 
 // aliasOf splits "models.m.alias[prod]" into ("m", "prod").

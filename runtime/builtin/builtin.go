@@ -410,7 +410,8 @@ func applyAlias(ctx context.Context, c *schema.Change, run *wexec.Run) (string, 
 	}
 	reg := registry.New(run.State())
 	version := 0
-	if c.After == "latest" {
+	if c.After == "latest" || strings.HasSuffix(c.After, "(latest)") {
+		// Resolved again now: this apply may have registered a version.
 		versions, err := reg.Versions(ctx, model)
 		if err != nil {
 			return "", err

@@ -146,6 +146,26 @@ func (s *planState) TypicalDuration(address string) (time.Duration, bool) {
 	return s.db.TypicalDuration(s.ctx, address)
 }
 
+// LatestVersion is the newest version of a model that passed its gates
+// (approved, when approvedOnly).
+func (s *planState) LatestVersion(model string, approvedOnly bool) (int, bool) {
+	best := 0
+	s.db.View(s.ctx, func(tx *state.Tx) error {
+		vs, err := tx.ModelVersions(model)
+		if err != nil {
+			return err
+		}
+		for _, v := range vs {
+			ok := v.Status == state.ModelApproved || (!approvedOnly && v.Status == state.ModelCandidate)
+			if ok && v.Version > best {
+				best = v.Version
+			}
+		}
+		return nil
+	})
+	return best, best > 0
+}
+
 // AliasDigest feeds the graph pass the artifacts model aliases point at.
 func (s *planState) AliasDigest(model, alias string) (string, bool) {
 	return aliasDigest(s.ctx, s.db, model, alias)

@@ -36,6 +36,8 @@ func Plan(w io.Writer, p *schema.Plan) {
 		for _, c := range p.Changes {
 			change := c.After
 			switch {
+			case c.Action == schema.ActionNoop && c.Before != "" && strings.HasPrefix(c.After, c.Before+" "):
+				change = c.After
 			case c.Action == schema.ActionNoop && c.Before != "" && c.Before != c.After:
 				change = c.Before + " (follows " + c.After + ")"
 			case c.Before != "" && c.Before != c.After:
