@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"weir.dev/weir/runtime/data/internal/gen"
 	"weir.dev/weir/schema"
 )
 
@@ -326,4 +327,21 @@ func TestValidateJSONLWithoutRules(t *testing.T) {
 	var nilReport *Report
 	assert.False(t, nilReport.OK())
 	assert.Equal(t, "no report", nilReport.Summary())
+}
+
+// TestValidateGeneratedTable runs the benchmark's table and rules at a
+// size tests can afford: only the planted negative tenures fail.
+func TestValidateGeneratedTable(t *testing.T) {
+	const rows = 3 * gen.BadEvery
+	path := genFile(t, rows)
+	rep, err := Validate(context.Background(), path, schema.ValidateConfig{Rules: gen.Rules(), Checks: &schema.Checks{Unique: []string{"customer_id"}}})
+	require.NoError(t, err)
+	assert.EqualValues(t, rows, rep.Rows)
+	assert.EqualValues(t, 3, rep.ViolationCount)
+	assert.Equal(t, map[string]int64{"tenure": 3}, rep.ViolationsByColumn)
+	for i, v := range rep.Violations {
+		assert.EqualValues(t, 1+(i+1)*gen.BadEvery, v.Line) // the header is line 1
+		assert.Equal(t, CodeBound, v.Code)
+	}
+	assert.True(t, rep.Checks[0].OK)
 }
