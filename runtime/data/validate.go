@@ -301,7 +301,7 @@ type colCheck struct {
 	patterns    []*matcher
 	notPatterns []*matcher
 	hasEnum     bool
-	hasText     bool // patterns, not-patterns or an enum to check
+	hasText     bool                // patterns, not-patterns or an enum to check
 	enumList    []string            // small enums: a scan beats hashing
 	enum        map[string]struct{} // large enums
 	enumText    string
