@@ -26,6 +26,10 @@ type decoder struct {
 	// see unknown fields or missing required ones: use it only where
 	// Validate has reported those.
 	byName bool
+	// written, when set, maps the path of a column or gate to its
+	// constraint as written, where that text alone determines its value
+	// (see writtenConstraints): the rule is then compiled once per text.
+	written map[string]string
 }
 
 func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }
@@ -286,7 +290,18 @@ func (d *decoder) constraints(v cue.Value, path string, fv, owner reflect.Value)
 	for it.Next() {
 		name := it.Selector().Unquoted()
 		fp := join(path, name)
+		text, known := d.written[fp]
+		if known {
+			if r, ok := writtenMemo.Load(text); ok {
+				texts[name] = r.(schema.ColumnRule).Source
+				rules[name] = r.(schema.ColumnRule)
+				continue
+			}
+		}
 		rule, err := compileRule(it.Value())
+		if err == nil && known {
+			writtenMemo.Store(text, rule)
+		}
 		if err != nil {
 			d.errorf("unsupported-constraint", fp, "%s: %v", fp, err)
 			continue
@@ -302,6 +317,10 @@ func (d *decoder) constraints(v cue.Value, path string, fv, owner reflect.Value)
 		owner.FieldByName("GateRules").Set(reflect.ValueOf(rules))
 	}
 }
+
+// writtenMemo holds rules by the text of constraints as written (see
+// decoder.written).
+var writtenMemo sync.Map // string -> schema.ColumnRule
 
 type fieldInfo struct {
 	name       string

@@ -54,6 +54,15 @@ func sourceText(v cue.Value) (string, bool) {
 	return fmt.Sprint(v), false
 }
 
+// closedFormIdent reports whether name is one closedForm accepts.
+func closedFormIdent(name string) bool {
+	switch name {
+	case "int", "number", "float", "string", "bool", "bytes", "null", "_":
+		return true
+	}
+	return false
+}
+
 // closedForm reports whether a constraint's syntax is built of literals,
 // the basic types, bounds, patterns, & and | only: no reference, default,
 // call or struct, so that its meaning depends on nothing but its text.
@@ -62,11 +71,7 @@ func closedForm(n ast.Node) bool {
 	case *ast.BasicLit:
 		return true
 	case *ast.Ident:
-		switch n.Name {
-		case "int", "number", "float", "string", "bool", "bytes", "null", "_":
-			return n.Node == nil
-		}
-		return false
+		return closedFormIdent(n.Name) && n.Node == nil
 	case *ast.ParenExpr:
 		return closedForm(n.X)
 	case *ast.UnaryExpr:

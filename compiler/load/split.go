@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -90,6 +91,9 @@ type importSpan struct {
 // splitPlan says how a spec is cut into parts.
 type splitPlan struct {
 	files []*specFile
+	// written maps column and gate paths to their constraints as written,
+	// where the text alone gives their value (see writtenConstraints).
+	written map[string]string
 	// parts are sets of element addresses; every element is in one part.
 	parts [][]string
 }
@@ -134,7 +138,7 @@ func planSplit(files []*specFile, partBytes, minParts int) *splitPlan {
 	if nparts < 2 || len(order) < 2 {
 		return nil
 	}
-	p := &splitPlan{files: files}
+	p := &splitPlan{files: files, written: writtenConstraints(files)}
 	if nparts >= len(order) {
 		for _, a := range order {
 			p.parts = append(p.parts, []string{a})
@@ -295,6 +299,92 @@ func analyseFile(f *specFile) bool {
 		}
 	}
 	return ok
+}
+
+// writtenConstraints finds the column schemas and gates whose value is the
+// constraint as written: the element is written once, as a struct literal,
+// its schema or gates field once, as a struct literal, and the column once,
+// in closed form (see closedForm), and no top-level field shadows a basic
+// type. Nothing else can then add to the column: sections and elements
+// hold no patterns, embeddings or comprehensions (planSplit checked), and
+// the schema's own constraint on a column is _. The text (whitespace
+// normalised) then determines the rule, which is compiled once per text.
+func writtenConstraints(files []*specFile) map[string]string {
+	decls := map[string]int{}
+	for _, f := range files {
+		for _, d := range f.file.Decls {
+			if fd, ok := d.(*ast.Field); ok {
+				if name, ok := plainLabel(fd.Label); ok && closedFormIdent(name) {
+					return nil // a top-level field named like a basic type
+				}
+			}
+		}
+		for _, s := range f.sections {
+			for _, e := range s.elems {
+				decls[e.addr]++
+			}
+		}
+	}
+	out := map[string]string{}
+	for _, f := range files {
+		for _, s := range f.sections {
+			for _, e := range s.elems {
+				field := ""
+				switch {
+				case strings.HasPrefix(e.addr, "datasets."):
+					field = "schema"
+				case strings.HasPrefix(e.addr, "models."):
+					field = "gates"
+				}
+				if field == "" || decls[e.addr] != 1 {
+					continue
+				}
+				st, ok := plainStruct(e.field.Value)
+				if !ok {
+					continue
+				}
+				cols, ok := plainStruct(st[field])
+				if !ok {
+					continue
+				}
+				for name, x := range cols {
+					if x != nil && closedForm(x) {
+						out[e.addr+"."+field+"."+name] = strings.Join(strings.Fields(string(f.src[x.Pos().Offset():x.End().Offset()])), " ")
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// plainStruct returns the fields of a struct literal made of regular fields
+// with plain labels (and comments) only, by name; a name written twice maps
+// to nil. It reports false for anything else.
+func plainStruct(x ast.Expr) (map[string]ast.Expr, bool) {
+	st, ok := x.(*ast.StructLit)
+	if !ok {
+		return nil, false
+	}
+	out := map[string]ast.Expr{}
+	for _, el := range st.Elts {
+		switch el := el.(type) {
+		case *ast.CommentGroup:
+		case *ast.Field:
+			name, ok := plainLabel(el.Label)
+			if !ok || el.Alias != nil || el.Constraint != token.ILLEGAL {
+				return nil, false
+			}
+			if _, dup := out[name]; dup {
+				out[name] = nil
+				continue
+			}
+			out[name] = el.Value
+		default:
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // splitSection reports whether a top-level field holds elements that go to
@@ -526,7 +616,7 @@ func evaluatePart(dir string, plan *splitPlan, i int, sm schema.SourceMap) (*sch
 		return nil, false
 	}
 	conv := &converter{dir: dir, root: &u, sm: sm}
-	d := &decoder{conv: conv, sm: sm, root: u, byName: true}
+	d := &decoder{conv: conv, sm: sm, root: u, byName: true, written: plan.written}
 	var p schema.Project
 	d.decode(u, "", reflectValue(&p))
 	if len(d.diags) > 0 {

@@ -230,3 +230,51 @@ datasets: b: {source: {kind: "file", uri: "b.csv"}, shema: {}}
 	require.Len(t, ds, 1)
 	require.Equal(t, `weir.cue:3:53: unknown field "shema" in datasets.b (did you mean "schema"?)`, ds[0].String())
 }
+
+// TestWrittenConstraints checks which constraints are compiled from their
+// text alone.
+func TestWrittenConstraints(t *testing.T) {
+	for name, c := range map[string]struct {
+		spec string
+		want map[string]string
+	}{
+		"closed forms": {
+			`datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {a: int & >=1, b:   "x"|"y", c: string & =~"^a" | null}}
+models: m: {from: "training.t", gates: auc: >=0.8}`,
+			map[string]string{"datasets.d.schema.a": "int & >=1", "datasets.d.schema.b": `"x"|"y"`, "datasets.d.schema.c": `string & =~"^a" | null`, "models.m.gates.auc": ">=0.8"},
+		},
+		"references and defaults": {
+			`_min: 1
+datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {a: int & >=_min, b: *"x" | "y", c: len("ab")}}`,
+			map[string]string{},
+		},
+		"a column written twice, a shadowing let": {
+			`datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {a: int, a: >=1, b: {let int = string, x: int}.x}}`,
+			map[string]string{},
+		},
+		"an element written twice": {
+			`datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {a: int}}
+datasets: d: schema: a: >=1`,
+			map[string]string{},
+		},
+		"a top-level field named like a type": {
+			`int: string
+datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {a: int}}`,
+			nil,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := writeFiles(t, map[string]string{"weir.cue": "project: \"demo\"\n" + c.spec + "\n" + `datasets: z: {source: {kind: "file", uri: "z.csv"}}` + "\n"})
+			files := readSpecParsed(t, dir)
+			for _, f := range files {
+				require.True(t, analyseFile(f))
+			}
+			got := writtenConstraints(files)
+			if c.want == nil {
+				require.Nil(t, got)
+				return
+			}
+			require.Equal(t, c.want, got)
+		})
+	}
+}
