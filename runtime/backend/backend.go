@@ -8,6 +8,8 @@ package backend
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"time"
 
 	"weir.dev/weir/schema"
@@ -17,10 +19,21 @@ import (
 // plugin protocol. A plugin of another major version is refused.
 const ProtocolVersion = 1
 
-// Interface is a backend.
+// Interface is a backend. Every method may be called from several
+// goroutines at once. Errors are Go errors; a backend that cannot do what is
+// asked (long-lived services on a backend that only runs tasks) returns an
+// error wrapping ErrUnsupported, and a task ID it does not know an error
+// wrapping ErrNotFound, so callers and the plugin protocol can tell them
+// apart.
 type Interface interface {
 	// Describe tells what the backend is and can do.
 	Describe(ctx context.Context) (*Description, error)
+	// Lower turns a step into the backend's native task (a process spec, a
+	// container config, a Kubernetes Job ...), as JSON shown in the plan. It
+	// must be a pure function of the step and the backend's settings, so
+	// the same spec gives the same plan. An error says why this backend
+	// cannot run the step.
+	Lower(ctx context.Context, s *schema.Step) (json.RawMessage, error)
 	// Submit starts a task and returns its ID at once.
 	Submit(ctx context.Context, t *Task) (string, error)
 	// Watch follows a submitted task until it ends, calling fn for each
@@ -30,7 +43,60 @@ type Interface interface {
 	// Cancel stops a task: politely first, then by force after the grace
 	// period. It returns once the task has ended.
 	Cancel(ctx context.Context, id string, grace time.Duration) error
+	// Deploy starts a revision of a long-lived service (a model server)
+	// and returns the deployment it belongs to. The first revision of a
+	// service takes all its traffic; a later one starts with none, until
+	// SetTraffic moves traffic to it.
+	Deploy(ctx context.Context, s *Service) (*Deployment, error)
+	// SetTraffic splits a deployment's traffic between its revisions; the
+	// weights are percentages summing to 100. Revisions left at 0 keep
+	// running until Undeploy or a later Deploy replaces them.
+	SetTraffic(ctx context.Context, id string, split []Split) (*Deployment, error)
+	// Undeploy stops every revision of a deployment, politely first, then
+	// by force after the grace period.
+	Undeploy(ctx context.Context, id string, grace time.Duration) error
 }
+
+// Configurer is implemented by backends that take settings from the spec's
+// backends entry (namespace, host, region, config ...). Configure is called
+// once, before any other method; a backend of the kind may be configured
+// under several names, each its own instance.
+type Configurer interface {
+	Configure(ctx context.Context, cfg *schema.Backend) error
+}
+
+// ErrUnsupported is wrapped by the errors of calls a backend does not
+// support (Describe says what it supports).
+var ErrUnsupported = errors.New("not supported by this backend")
+
+// ErrNoServices is the error of Deploy, SetTraffic and Undeploy on a
+// backend that runs only tasks (Description.Services is false). It wraps
+// ErrUnsupported.
+var ErrNoServices error = noServices{}
+
+type noServices struct{}
+
+func (noServices) Error() string        { return "this backend does not host long-lived services" }
+func (noServices) Is(target error) bool { return target == ErrUnsupported }
+
+// ErrNotFound is wrapped by the errors of Watch and Cancel for a task ID the
+// backend does not know (it never existed, or its end was collected).
+var ErrNotFound = errors.New("no such task")
+
+// NoServices answers Deploy, SetTraffic and Undeploy with ErrNoServices;
+// embed it in a backend that runs only tasks.
+type NoServices struct{}
+
+// Deploy returns ErrNoServices.
+func (NoServices) Deploy(context.Context, *Service) (*Deployment, error) { return nil, ErrNoServices }
+
+// SetTraffic returns ErrNoServices.
+func (NoServices) SetTraffic(context.Context, string, []Split) (*Deployment, error) {
+	return nil, ErrNoServices
+}
+
+// Undeploy returns ErrNoServices.
+func (NoServices) Undeploy(context.Context, string, time.Duration) error { return ErrNoServices }
 
 // Description is what a backend tells about itself.
 type Description struct {
@@ -99,4 +165,55 @@ type Result struct {
 	ExitCode int           `json:"exit_code"`
 	Message  string        `json:"message,omitempty"`
 	Duration time.Duration `json:"duration"`
+}
+
+// Service is one revision of a long-lived service to deploy: a model
+// server, run under the same contract as a step (its inputs are the model's
+// artifacts), listening on $PORT.
+type Service struct {
+	// Name is the serving element's address ("serving.churn_api"); the
+	// revisions of one name form one deployment.
+	Name string `json:"name"`
+	// Revision names this version ("v3", the model version it serves).
+	Revision string   `json:"revision"`
+	Argv     []string `json:"argv"`
+	// WorkDir is the revision's own folder; the process starts in Dir.
+	WorkDir string `json:"work_dir"`
+	Dir     string `json:"dir"`
+	// Env is the whole environment of the server, secrets resolved; a
+	// backend must never log or persist it.
+	Env       map[string]string `json:"env"`
+	Inputs    map[string]string `json:"inputs,omitempty"`
+	Image     string            `json:"image,omitempty"`
+	Resources *schema.Resources `json:"resources,omitempty"`
+	// Port is the port the server listens on inside its environment.
+	Port int `json:"port,omitempty"`
+	// MinReplicas and MaxReplicas bound autoscaling (0: one replica).
+	MinReplicas int `json:"min_replicas,omitempty"`
+	MaxReplicas int `json:"max_replicas,omitempty"`
+	// LogPath is where the backend writes the server's output.
+	LogPath string `json:"log_path"`
+}
+
+// Deployment is a deployed service: its revisions and where it answers.
+type Deployment struct {
+	// ID names the deployment for SetTraffic and Undeploy.
+	ID string `json:"id"`
+	// Endpoint is the URL requests go to.
+	Endpoint  string     `json:"endpoint,omitempty"`
+	Revisions []Revision `json:"revisions"`
+	Message   string     `json:"message,omitempty"`
+}
+
+// Revision is one revision of a deployment.
+type Revision struct {
+	Name   string `json:"name"`
+	Weight int    `json:"weight"`
+	Ready  bool   `json:"ready"`
+}
+
+// Split is the share of a deployment's traffic a revision gets, in percent.
+type Split struct {
+	Revision string `json:"revision"`
+	Weight   int    `json:"weight"`
 }
