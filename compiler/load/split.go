@@ -56,6 +56,10 @@ type specFile struct {
 	path string // absolute
 	src  []byte
 	file *ast.File
+	// nodes are the elements' fields, in the order of sections' elems. Like
+	// file, they are dropped once planning is done (parts read the other
+	// fields concurrently, so nothing else is written then).
+	nodes []*ast.Field
 	// sections are the byte spans of the top-level section fields, each
 	// with the spans of its elements.
 	sections []sectionSpan
@@ -76,8 +80,8 @@ type sectionSpan struct {
 
 type elemSpan struct {
 	span
-	addr  string // "datasets.customers"
-	field *ast.Field
+	addr string // "datasets.customers"
+	node int    // index of the element's field in specFile.nodes
 }
 
 type importSpan struct {
@@ -178,7 +182,7 @@ func plainLabel(l ast.Label) (string, bool) {
 // analyseFile finds the sections, elements and imports of a file and
 // reports whether the file can be split (see the rules above).
 func analyseFile(f *specFile) bool {
-	f.sections, f.imports, f.shared = nil, nil, false
+	f.sections, f.imports, f.shared, f.nodes = nil, nil, false, nil
 	var shared []ast.Node
 	for _, d := range f.file.Decls {
 		switch d := d.(type) {
@@ -217,7 +221,8 @@ func analyseFile(f *specFile) bool {
 					if !ok || el.Alias != nil || el.Constraint != token.ILLEGAL || n == "" || n[0] == '_' || n[0] == '#' {
 						return false
 					}
-					sec.elems = append(sec.elems, elemSpan{span: spanWithComma(f.src, el), addr: name + "." + n, field: el})
+					sec.elems = append(sec.elems, elemSpan{span: spanWithComma(f.src, el), addr: name + "." + n, node: len(f.nodes)})
+					f.nodes = append(f.nodes, el)
 				default:
 					return false
 				}
@@ -272,7 +277,7 @@ func analyseFile(f *specFile) bool {
 	// Elements may refer to top-level declarations and into themselves.
 	for _, s := range f.sections {
 		for _, e := range s.elems {
-			refs(e.field, func(id *ast.Ident) {
+			refs(f.nodes[e.node], func(id *ast.Ident) {
 				switch {
 				case id.Node == nil:
 					if splitSection(id.Name) {
@@ -339,7 +344,7 @@ func writtenConstraints(files []*specFile) map[string]string {
 				if field == "" || decls[e.addr] != 1 {
 					continue
 				}
-				st, ok := plainStruct(e.field.Value)
+				st, ok := plainStruct(f.nodes[e.node].Value)
 				if !ok {
 					continue
 				}
@@ -533,25 +538,13 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 	if plan == nil {
 		return nil, nil, false
 	}
-	asts := make([]*ast.File, len(files))
-	for i, f := range files {
-		asts[i] = f.file
-	}
-	sm := sourceMap(dir, asts)
-	// The syntax trees are done with: let the collector have them while
-	// the parts evaluate.
-	for _, f := range files {
-		f.file = nil
-		for i := range f.sections {
-			for j := range f.sections[i].elems {
-				f.sections[i].elems[j].field = nil
-			}
-		}
-	}
-	clear(asts)
 	results := make([]*schema.Project, len(plan.parts))
 	var failed atomic.Bool
-	jobs := make(chan int)
+	jobs := make(chan int, len(plan.parts))
+	for i := range plan.parts {
+		jobs <- i
+	}
+	close(jobs)
 	var wg sync.WaitGroup
 	for range min(workers, len(plan.parts)) {
 		wg.Add(1)
@@ -561,7 +554,9 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 				if failed.Load() || ctx.Err() != nil {
 					continue
 				}
-				p, ok := evaluatePart(dir, plan, i, sm)
+				// Parts need no source map: one that reports anything
+				// is thrown away.
+				p, ok := evaluatePart(dir, plan, i, nil)
 				if !ok {
 					failed.Store(true)
 				}
@@ -569,10 +564,16 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 			}
 		}()
 	}
-	for i := range plan.parts {
-		jobs <- i
+	// Meanwhile, the source map; then the syntax trees are done with.
+	asts := make([]*ast.File, len(files))
+	for i, f := range files {
+		asts[i] = f.file
 	}
-	close(jobs)
+	sm := sourceMap(dir, asts)
+	for _, f := range files {
+		f.file, f.nodes = nil, nil
+	}
+	clear(asts)
 	wg.Wait()
 	if failed.Load() || ctx.Err() != nil {
 		return nil, nil, false
