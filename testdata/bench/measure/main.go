@@ -6,7 +6,8 @@
 //
 //	go run ./testdata/bench/measure -weir bin/weir -cue $(command -v cue)
 //
-// Each command runs -runs times, interleaved (weir cold, weir warm, cue), so
+// Each command runs -runs times, interleaved (weir plan cold and warm, weir
+// validate cold and warm, cue export), so
 // a busy machine slows all of them alike; the table shows the median wall
 // time, the median CPU time (user+system, which a busy machine disturbs
 // less) and the median peak resident memory, read from the child's resource
@@ -48,7 +49,8 @@ type result struct {
 	pipelines int
 	cold      sample // weir plan, no .weir
 	warm      sample // weir plan, spec unchanged
-	validate  sample // weir validate, warm
+	valCold   sample // weir validate (the load and graph passes), no .weir
+	valWarm   sample // weir validate, spec unchanged
 	cue       sample // cue export ./cuecheck
 }
 
@@ -89,11 +91,12 @@ func run(weir, cue, sizeList string, runs int, layout, dir string) error {
 		sizes = append(sizes, n)
 	}
 	cueVersion, _ := output(cue, "version")
-	fmt.Printf("weir %s\ncue  %s\n%d CPUs, GOMAXPROCS %d, %d runs each, layout %s\n\n",
+	fmt.Printf("weir %s\ncue  %s\n%d CPUs, GOMAXPROCS %d, %d runs each, layout %s\n",
 		firstLine(mustOutput(weir, "version")), firstLine(cueVersion), runtime.NumCPU(), runtime.GOMAXPROCS(0), runs, layout)
 
 	var results []result
 	for _, n := range sizes {
+		fmt.Printf("measuring %d steps...\n", n*benchgen.StepsPerPipeline)
 		proj := filepath.Join(dir, fmt.Sprintf("p%d", n))
 		if err := benchgen.Generate(proj, n, layout, schema.CUE); err != nil {
 			return err
@@ -110,33 +113,35 @@ func run(weir, cue, sizeList string, runs int, layout, dir string) error {
 		if out, err := outputIn(proj, cue, "export", "./cuecheck"); err != nil {
 			return fmt.Errorf("cue export of %d pipelines: %v\n%s", n, err, out)
 		}
-		var cold, warm, val, cu []sample
+		var cold, warm, vcold, vwarm, cu []sample
 		for range runs {
-			if err := os.RemoveAll(filepath.Join(proj, ".weir")); err != nil {
-				return err
+			for _, m := range []struct {
+				into  *[]sample
+				clean bool
+				cmd   []string
+			}{
+				{&cold, true, []string{weir, "plan", "."}},
+				{&warm, false, []string{weir, "plan", "."}},
+				{&vcold, true, []string{weir, "validate", "."}},
+				{&vwarm, false, []string{weir, "validate", "."}},
+				{&cu, false, []string{cue, "export", "./cuecheck"}},
+			} {
+				if m.clean {
+					if err := os.RemoveAll(filepath.Join(proj, ".weir")); err != nil {
+						return err
+					}
+				}
+				s, err := measure(proj, m.cmd[0], m.cmd[1:]...)
+				if err != nil {
+					return err
+				}
+				*m.into = append(*m.into, s)
 			}
-			s, err := measure(proj, weir, "plan", ".")
-			if err != nil {
-				return err
-			}
-			cold = append(cold, s)
-			if s, err = measure(proj, weir, "plan", "."); err != nil {
-				return err
-			}
-			warm = append(warm, s)
-			if s, err = measure(proj, weir, "validate", "."); err != nil {
-				return err
-			}
-			val = append(val, s)
-			if s, err = measure(proj, cue, "export", "./cuecheck"); err != nil {
-				return err
-			}
-			cu = append(cu, s)
 		}
-		r := result{pipelines: n, cold: median(cold), warm: median(warm), validate: median(val), cue: median(cu)}
+		r := result{pipelines: n, cold: median(cold), warm: median(warm), valCold: median(vcold), valWarm: median(vwarm), cue: median(cu)}
 		results = append(results, r)
-		fmt.Fprintf(os.Stderr, "%d steps done\n", n*benchgen.StepsPerPipeline)
 	}
+	fmt.Println()
 	printTable(results)
 	return nil
 }
@@ -189,46 +194,54 @@ func printTable(rs []result) {
 		}
 		return fmt.Sprintf("%.2fx", a/b)
 	}
-	fmt.Println("Wall s / CPU s / peak MB, median. cold: weir plan without .weir; warm: weir plan again, spec unchanged;")
-	fmt.Println("validate: weir validate (load and graph passes), warm; cue: cue export ./cuecheck of the same spec.")
+	fmt.Println("Median wall seconds, CPU seconds (user+system) and peak MB. cold: no .weir; warm: again, spec unchanged.")
+	fmt.Println("plan: weir plan (all passes, plan rendered); validate: weir validate (load and graph passes only);")
+	fmt.Println("cue: cue export ./cuecheck of the same spec. Ratios are weir / cue.")
 	fmt.Println()
-	head := []string{"steps", "cold s", "cold cpu", "cold MB", "warm s", "warm cpu", "warm MB", "validate s", "cue s", "cue cpu", "cue MB", "cold/cue s", "cold/cue MB", "warm/cue s"}
-	rows := [][]string{head}
+	rows := [][]string{{"steps", "command", "cold s", "cold cpu", "cold MB", "warm s", "warm cpu", "warm MB", "cold/cue s", "cold/cue MB", "warm/cue s"}}
 	for _, r := range rs {
-		rows = append(rows, []string{
-			strconv.Itoa(r.pipelines * benchgen.StepsPerPipeline),
-			sec(r.cold.wall), sec(r.cold.cpu), mb(r.cold.rssKB),
-			sec(r.warm.wall), sec(r.warm.cpu), mb(r.warm.rssKB),
-			sec(r.validate.wall),
-			sec(r.cue.wall), sec(r.cue.cpu), mb(r.cue.rssKB),
-			ratio(r.cold.wall.Seconds(), r.cue.wall.Seconds()),
-			ratio(float64(r.cold.rssKB), float64(r.cue.rssKB)),
-			ratio(r.warm.wall.Seconds(), r.cue.wall.Seconds()),
-		})
+		steps := strconv.Itoa(r.pipelines * benchgen.StepsPerPipeline)
+		for _, c := range []struct {
+			name       string
+			cold, warm sample
+		}{{"weir plan", r.cold, r.warm}, {"weir validate", r.valCold, r.valWarm}} {
+			rows = append(rows, []string{steps, c.name,
+				sec(c.cold.wall), sec(c.cold.cpu), mb(c.cold.rssKB),
+				sec(c.warm.wall), sec(c.warm.cpu), mb(c.warm.rssKB),
+				ratio(c.cold.wall.Seconds(), r.cue.wall.Seconds()),
+				ratio(float64(c.cold.rssKB), float64(r.cue.rssKB)),
+				ratio(c.warm.wall.Seconds(), r.cue.wall.Seconds())})
+		}
+		rows = append(rows, []string{steps, "cue export", sec(r.cue.wall), sec(r.cue.cpu), mb(r.cue.rssKB), "", "", "", "", "", ""})
 	}
 	printRows(rows)
 	if len(rs) < 2 {
 		return
 	}
 	a, b := rs[len(rs)-2], rs[len(rs)-1]
-	last := rs[len(rs)-1]
-	fmt.Printf("\nGrowth %d -> %d steps: weir plan cold %s (cpu %s), cue export %s (cpu %s)\n",
-		a.pipelines*benchgen.StepsPerPipeline, b.pipelines*benchgen.StepsPerPipeline,
+	from, to := a.pipelines*benchgen.StepsPerPipeline, b.pipelines*benchgen.StepsPerPipeline
+	fmt.Printf("\nGrowth %d -> %d steps (cold, wall / cpu): weir plan %s / %s, weir validate %s / %s, cue export %s / %s\n", from, to,
 		ratio(b.cold.wall.Seconds(), a.cold.wall.Seconds()), ratio(b.cold.cpu.Seconds(), a.cold.cpu.Seconds()),
+		ratio(b.valCold.wall.Seconds(), a.valCold.wall.Seconds()), ratio(b.valCold.cpu.Seconds(), a.valCold.cpu.Seconds()),
 		ratio(b.cue.wall.Seconds(), a.cue.wall.Seconds()), ratio(b.cue.cpu.Seconds(), a.cue.cpu.Seconds()))
 	check := func(name string, got, limit float64) {
 		mark := "met"
 		if got > limit {
 			mark = "NOT met"
 		}
-		fmt.Printf("  %-42s %6.2fx  (target <= %.2fx) %s\n", name, got, limit, mark)
+		fmt.Printf("  %-44s %6.2fx  (target <= %.2fx) %s\n", name, got, limit, mark)
 	}
-	steps := last.pipelines * benchgen.StepsPerPipeline
-	fmt.Printf("\nTargets at %d steps:\n", steps)
-	check("cold weir plan / cue export, time", last.cold.wall.Seconds()/last.cue.wall.Seconds(), targetColdTime)
-	check("cold weir plan / cue export, peak memory", float64(last.cold.rssKB)/float64(last.cue.rssKB), targetColdMem)
-	check("warm weir plan / cue export, time", last.warm.wall.Seconds()/last.cue.wall.Seconds(), targetWarmTime)
-	check("growth of cold weir plan, time", b.cold.wall.Seconds()/a.cold.wall.Seconds(), targetGrowth)
+	fmt.Printf("\nTargets at %d steps:\n", to)
+	for _, c := range []struct {
+		name       string
+		cold, warm sample
+		prev       sample
+	}{{"weir plan", b.cold, b.warm, a.cold}, {"weir validate", b.valCold, b.valWarm, a.valCold}} {
+		check(c.name+" cold / cue export, time", c.cold.wall.Seconds()/b.cue.wall.Seconds(), targetColdTime)
+		check(c.name+" cold / cue export, peak memory", float64(c.cold.rssKB)/float64(b.cue.rssKB), targetColdMem)
+		check(c.name+" warm / cue export, time", c.warm.wall.Seconds()/b.cue.wall.Seconds(), targetWarmTime)
+		check(c.name+" cold, growth", c.cold.wall.Seconds()/c.prev.wall.Seconds(), targetGrowth)
+	}
 }
 
 func printRows(rows [][]string) {
