@@ -509,13 +509,7 @@ func showModel(cmd *cobra.Command, ctx context.Context, p *project, ref string, 
 		fmt.Fprintf(out, "\nweir models show %s@%d for a version's gates and lineage\n", name, vs[len(vs)-1].Version)
 		return nil
 	}
-	var mv *state.ModelVersion
-	var err error
-	if v, perr := strconv.Atoi(strings.TrimPrefix(sel, "v")); perr == nil {
-		mv, err = reg.Version(ctx, name, v)
-	} else {
-		mv, err = reg.Resolve(ctx, name, sel)
-	}
+	mv, err := modelVersion(ctx, reg, name, sel)
 	if err != nil {
 		return fmt.Errorf("model %s: %w", ref, err)
 	}
@@ -544,6 +538,14 @@ func showModel(cmd *cobra.Command, ctx context.Context, p *project, ref string, 
 	}
 	printLineage(out, mv)
 	return nil
+}
+
+// modelVersion finds a version by number ("3", "v3") or alias.
+func modelVersion(ctx context.Context, reg *registry.Registry, name, sel string) (*state.ModelVersion, error) {
+	if v, err := strconv.Atoi(strings.TrimPrefix(sel, "v")); err == nil {
+		return reg.Version(ctx, name, v)
+	}
+	return reg.Resolve(ctx, name, sel)
 }
 
 func printLineage(out io.Writer, mv *state.ModelVersion) {
@@ -580,14 +582,7 @@ func newLineageCmd() *cobra.Command {
 			ref := args[0]
 			if name, sel, ok := strings.Cut(ref, "@"); ok {
 				return withProject(cmd, dir, func(ctx context.Context, p *project) error {
-					reg := registry.New(p.db)
-					var mv *state.ModelVersion
-					var err error
-					if v, perr := strconv.Atoi(strings.TrimPrefix(sel, "v")); perr == nil {
-						mv, err = reg.Version(ctx, name, v)
-					} else {
-						mv, err = reg.Resolve(ctx, name, sel)
-					}
+					mv, err := modelVersion(ctx, registry.New(p.db), name, sel)
 					if err != nil {
 						return fmt.Errorf("%s: %w", ref, err)
 					}
