@@ -550,13 +550,14 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var ev partEvaluator
 			for i := range jobs {
 				if failed.Load() || ctx.Err() != nil {
 					continue
 				}
 				// Parts need no source map: one that reports anything
 				// is thrown away.
-				p, ok := evaluatePart(dir, plan, i, nil)
+				p, ok := evaluatePart(&ev, dir, plan, i, nil)
 				if !ok {
 					failed.Store(true)
 				}
@@ -583,18 +584,20 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 
 // evaluatePart evaluates one part in a CUE context of its own (a context
 // keeps every instance built in it), and reports false on any diagnostic.
-func evaluatePart(dir string, plan *splitPlan, i int, sm schema.SourceMap) (*schema.Project, bool) {
+func evaluatePart(ev *partEvaluator, dir string, plan *splitPlan, i int, sm schema.SourceMap) (*schema.Project, bool) {
 	in := make(map[string]bool, len(plan.parts[i]))
 	for _, a := range plan.parts[i] {
 		in[a] = true
 	}
 	overlay := baseOverlay(dir)
 	var args []string
+	size := 0
 	for _, f := range plan.files {
 		src := partSource(f, in)
 		if src == nil {
 			continue
 		}
+		size += len(src)
 		overlay[f.path] = cueload.FromBytes(src)
 		args = append(args, "./"+f.name)
 	}
@@ -602,12 +605,10 @@ func evaluatePart(dir string, plan *splitPlan, i int, sm schema.SourceMap) (*sch
 	if len(insts) != 1 || insts[0].Err != nil {
 		return nil, false
 	}
-	ctx := cuecontext.New()
-	sch := ctx.CompileBytes(schema.CUE, cue.Filename(SchemaImportPath+"/weir.cue"))
-	if sch.Err() != nil {
+	ctx, def, ok := ev.context(size)
+	if !ok {
 		return nil, false
 	}
-	def := sch.LookupPath(cue.ParsePath("#Project"))
 	v := ctx.BuildInstance(insts[0])
 	if v.Err() != nil {
 		return nil, false
@@ -624,6 +625,31 @@ func evaluatePart(dir string, plan *splitPlan, i int, sm schema.SourceMap) (*sch
 		return nil, false
 	}
 	return &p, true
+}
+
+// partEvaluator is a worker's CUE context with the schema compiled in it.
+// A context keeps every instance built in it, so it is replaced after
+// contextBytes of source: a fresh context per part would compile the
+// schema once per part, one context for all would hold the whole spec.
+type partEvaluator struct {
+	ctx  *cue.Context
+	def  cue.Value
+	used int
+}
+
+var contextBytes = 128 << 10
+
+func (ev *partEvaluator) context(size int) (*cue.Context, cue.Value, bool) {
+	if ev.ctx == nil || ev.used+size > contextBytes {
+		ctx := cuecontext.New()
+		sch := ctx.CompileBytes(schema.CUE, cue.Filename(SchemaImportPath+"/weir.cue"))
+		if sch.Err() != nil {
+			return nil, cue.Value{}, false
+		}
+		ev.ctx, ev.def, ev.used = ctx, sch.LookupPath(cue.ParsePath("#Project")), 0
+	}
+	ev.used += size
+	return ev.ctx, ev.def, true
 }
 
 // onlyConstraints reports whether every error Validate found is an
