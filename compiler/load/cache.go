@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"math/big"
 	"os"
@@ -57,42 +58,69 @@ func init() {
 
 // cacheKey digests everything evaluation depends on: the spec files, the
 // embedded schema, the shape of the IR (an entry decodes into the IR's Go
-// types) and the cache version. Imported packages under cue.mod
-// are included, so changing a vendored package re-evaluates.
+// types) and the cache version. Imported packages under cue.mod are
+// included, so changing a vendored package re-evaluates.
 func cacheKey(dir string, files []*specFile) (string, error) {
-	h := sha256.New()
-	h.Write([]byte(cacheVersion))
-	h.Write([]byte(irShape()))
-	h.Write(schema.CUE)
-	addBytes := func(rel string, b []byte) {
-		h.Write([]byte{0})
-		h.Write([]byte(rel))
-		h.Write([]byte{0})
-		h.Write(b)
+	mod, err := moduleDigest(dir)
+	if err != nil {
+		return "", err
 	}
-	add := func(rel string) error {
-		b, err := os.ReadFile(filepath.Join(dir, rel))
+	h := newKeyHash("spec", mod)
+	for _, f := range files {
+		h.add(f.name, f.src)
+	}
+	return h.sum(), nil
+}
+
+// keyHash digests the parts of a cache key.
+type keyHash struct{ h hash.Hash }
+
+// newKeyHash starts a key of the given kind ("spec", "part") with what
+// every key depends on.
+func newKeyHash(kind, moduleDigest string) keyHash {
+	h := keyHash{sha256.New()}
+	h.h.Write([]byte(cacheVersion))
+	h.h.Write([]byte(irShape()))
+	h.h.Write(schema.CUE)
+	h.add(kind, []byte(moduleDigest))
+	return h
+}
+
+func (h keyHash) add(name string, b []byte) {
+	h.h.Write([]byte{0})
+	h.h.Write([]byte(name))
+	h.h.Write([]byte{0})
+	binary.Write(h.h, binary.LittleEndian, int64(len(b)))
+	h.h.Write(b)
+}
+
+func (h keyHash) sum() string { return hex.EncodeToString(h.h.Sum(nil)) }
+
+// moduleDigest digests the .cue files under cue.mod (the module file and
+// vendored packages), which any evaluation may import.
+func moduleDigest(dir string) (string, error) {
+	h := sha256.New()
+	mod := filepath.Join(dir, "cue.mod")
+	if _, err := os.Stat(mod); err != nil {
+		return "", nil
+	}
+	err := filepath.WalkDir(mod, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".cue" {
+			return err
+		}
+		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
-		addBytes(rel, b)
+		rel, _ := filepath.Rel(dir, p)
+		h.Write([]byte(rel))
+		h.Write([]byte{0})
+		binary.Write(h, binary.LittleEndian, int64(len(b)))
+		h.Write(b)
 		return nil
-	}
-	for _, f := range files {
-		addBytes(f.name, f.src)
-	}
-	mod := filepath.Join(dir, "cue.mod")
-	if _, err := os.Stat(mod); err == nil {
-		err := filepath.WalkDir(mod, func(p string, d os.DirEntry, err error) error {
-			if err != nil || d.IsDir() || filepath.Ext(p) != ".cue" {
-				return err
-			}
-			rel, _ := filepath.Rel(dir, p)
-			return add(rel)
-		})
-		if err != nil {
-			return "", err
-		}
+	})
+	if err != nil {
+		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -328,18 +356,54 @@ func decodeSourceMap(b []byte) (schema.SourceMap, error) {
 	return sm, nil
 }
 
-// writeCache stores an evaluation atomically (temp file + rename). Old
-// entries are removed so the folder holds one entry per project.
-func writeCache(cacheDir, key string, res *Result) error {
-	b, err := encodeEntry(&cacheEntry{Project: res.Project, Sources: res.Sources, SpecHash: res.SpecHash})
+// partPath is where the evaluation of a part (see split.go) is cached.
+func partPath(cacheDir, key string) string {
+	return filepath.Join(cacheDir, "part-"+key[:32]+".bin")
+}
+
+// readPart reads a part's cached IR.
+func readPart(cacheDir, key string) (*schema.Project, bool) {
+	b, err := os.ReadFile(partPath(cacheDir, key))
 	if err != nil {
+		return nil, false
+	}
+	b, ok := bytes.CutPrefix(b, []byte(cacheVersion+"\n"))
+	if !ok {
+		return nil, false
+	}
+	var ir cachedIR
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&ir); err != nil || ir.Project == nil {
+		return nil, false
+	}
+	return ir.Project, true
+}
+
+// writePart caches a part's IR (atomically; a failure only costs time).
+func writePart(cacheDir, key string, p *schema.Project) error {
+	var buf bytes.Buffer
+	buf.WriteString(cacheVersion + "\n")
+	if err := gob.NewEncoder(&buf).Encode(cachedIR{Project: p}); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+	return writeAtomic(cacheDir, partPath(cacheDir, key), buf.Bytes())
+}
+
+// pruneParts removes the cached parts not in keep.
+func pruneParts(cacheDir string, keep map[string]bool) {
+	old, _ := filepath.Glob(filepath.Join(cacheDir, "part-*.bin"))
+	for _, o := range old {
+		if !keep[o] {
+			os.Remove(o)
+		}
+	}
+}
+
+// writeAtomic writes dst through a temporary file and a rename.
+func writeAtomic(dir, dst string, b []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	old, _ := filepath.Glob(filepath.Join(cacheDir, "eval-*"))
-	tmp, err := os.CreateTemp(cacheDir, ".eval-*")
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
 	}
@@ -352,9 +416,23 @@ func writeCache(cacheDir, key string, res *Result) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	dst := cachePath(cacheDir, key)
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
+
+// writeCache stores an evaluation atomically (temp file + rename). Old
+// entries are removed so the folder holds one entry per project.
+func writeCache(cacheDir, key string, res *Result) error {
+	b, err := encodeEntry(&cacheEntry{Project: res.Project, Sources: res.Sources, SpecHash: res.SpecHash})
+	if err != nil {
+		return err
+	}
+	old, _ := filepath.Glob(filepath.Join(cacheDir, "eval-*"))
+	dst := cachePath(cacheDir, key)
+	if err := writeAtomic(cacheDir, dst, b); err != nil {
 		return err
 	}
 	for _, o := range old {

@@ -5,6 +5,14 @@
 //
 // Every problem a user can cause comes back as diag.Diagnostics with
 // file:line:col positions relative to the project folder; load never prints.
+//
+// A large spec is cut into parts that evaluate in parallel, each in a CUE
+// context of its own, when its syntax shows that no element depends on
+// another (split.go); anything a part reports sends the loader back to
+// evaluating the spec whole, so diagnostics never depend on the cut. With
+// Options.CacheDir, an unchanged spec is read back from one cache entry
+// and an edited one re-evaluates only the parts the edit touches
+// (cache.go).
 package load
 
 import (
@@ -34,7 +42,9 @@ const SchemaImportPath = "weir.dev/schema"
 // Options tune Load.
 type Options struct {
 	// CacheDir, when set, holds evaluation results keyed by the content of
-	// the spec files, so an unchanged spec is not evaluated again.
+	// the spec files, so an unchanged spec is not evaluated again, and by
+	// the content of each part of a split spec, so an edit re-evaluates
+	// only the parts it touches.
 	CacheDir string
 }
 
@@ -84,7 +94,7 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		}
 	}
 
-	p, sm, ok := evaluateSplit(ctx, abs, srcs)
+	p, sm, ok := evaluateSplit(ctx, abs, srcs, opts.CacheDir)
 	if !ok {
 		p, sm, diags = evaluate(abs, files)
 	}

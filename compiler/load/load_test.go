@@ -50,7 +50,7 @@ func runGolden(t *testing.T, split bool) {
 				files, _ := specFiles(dir)
 				srcs, err := readSpecFiles(dir, files)
 				require.NoError(t, err)
-				_, _, ok := evaluateSplit(context.Background(), dir, srcs)
+				_, _, ok := evaluateSplit(context.Background(), dir, srcs, "")
 				require.True(t, ok, "the spec was not split")
 			}
 			var got strings.Builder

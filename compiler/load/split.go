@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"hash/fnv"
 	"reflect"
 	"runtime"
 	"slices"
@@ -149,8 +150,29 @@ func planSplit(files []*specFile, partBytes, minParts int) *splitPlan {
 		}
 		return p
 	}
-	// Consecutive elements, about total/nparts bytes each.
+	// Parts are cut where an element's address hashes to 0 modulo k, the
+	// number of elements a part should hold (a power of two): an edit to one
+	// element then changes one part, and the others come from the cache.
+	k := 1
+	for k*2*total/len(order) <= partBytes*4/3 {
+		k *= 2
+	}
 	var cur []string
+	for i, a := range order {
+		cur = append(cur, a)
+		h := fnv.New32a()
+		h.Write([]byte(a))
+		if h.Sum32()%uint32(k) == 0 || i == len(order)-1 {
+			p.parts = append(p.parts, cur)
+			cur = nil
+		}
+	}
+	if len(p.parts) >= minParts {
+		return p
+	}
+	// Too few cuts (a small spec): consecutive elements, about
+	// total/nparts bytes each.
+	p.parts = nil
 	acc := 0
 	for i, a := range order {
 		cur = append(cur, a)
@@ -524,8 +546,10 @@ var (
 
 // evaluateSplit evaluates a spec part by part, in parallel. It reports
 // false when the spec cannot be split, or a part reported anything: the
-// caller then evaluates the spec whole, which gives the diagnostics.
-func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.Project, schema.SourceMap, bool) {
+// caller then evaluates the spec whole, which gives the diagnostics. With a
+// cache folder, each part's IR is cached by what the part sees, so an edit
+// re-evaluates only the parts it touches.
+func evaluateSplit(ctx context.Context, dir string, files []*specFile, cacheDir string) (*schema.Project, schema.SourceMap, bool) {
 	total := 0
 	for _, f := range files {
 		total += len(f.src)
@@ -538,7 +562,15 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 	if plan == nil {
 		return nil, nil, false
 	}
+	mod := ""
+	if cacheDir != "" {
+		var err error
+		if mod, err = moduleDigest(dir); err != nil {
+			cacheDir = ""
+		}
+	}
 	results := make([]*schema.Project, len(plan.parts))
+	keys := make([]string, len(plan.parts))
 	var failed atomic.Bool
 	jobs := make(chan int, len(plan.parts))
 	for i := range plan.parts {
@@ -555,13 +587,25 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 				if failed.Load() || ctx.Err() != nil {
 					continue
 				}
+				srcs := partSources(plan, i)
+				if cacheDir != "" {
+					keys[i] = partKey(mod, srcs)
+					if p, ok := readPart(cacheDir, keys[i]); ok {
+						results[i] = p
+						continue
+					}
+				}
 				// Parts need no source map: one that reports anything
 				// is thrown away.
-				p, ok := evaluatePart(&ev, dir, plan, i, nil)
+				p, ok := evaluatePart(&ev, dir, plan, srcs, nil)
 				if !ok {
 					failed.Store(true)
+					continue
 				}
 				results[i] = p
+				if cacheDir != "" {
+					writePart(cacheDir, keys[i], p) // a failure only costs time later
+				}
 			}
 		}()
 	}
@@ -579,27 +623,27 @@ func evaluateSplit(ctx context.Context, dir string, files []*specFile) (*schema.
 	if failed.Load() || ctx.Err() != nil {
 		return nil, nil, false
 	}
+	if cacheDir != "" {
+		keep := map[string]bool{}
+		for _, k := range keys {
+			keep[partPath(cacheDir, k)] = true
+		}
+		pruneParts(cacheDir, keep)
+	}
 	return mergeParts(results), sm, true
 }
 
 // evaluatePart evaluates one part in a CUE context of its own (a context
 // keeps every instance built in it), and reports false on any diagnostic.
-func evaluatePart(ev *partEvaluator, dir string, plan *splitPlan, i int, sm schema.SourceMap) (*schema.Project, bool) {
-	in := make(map[string]bool, len(plan.parts[i]))
-	for _, a := range plan.parts[i] {
-		in[a] = true
-	}
+func evaluatePart(ev *partEvaluator, dir string, plan *splitPlan, srcs []partFile, sm schema.SourceMap) (*schema.Project, bool) {
+	partsEvaluated.Add(1)
 	overlay := baseOverlay(dir)
-	var args []string
+	args := make([]string, len(srcs))
 	size := 0
-	for _, f := range plan.files {
-		src := partSource(f, in)
-		if src == nil {
-			continue
-		}
-		size += len(src)
-		overlay[f.path] = cueload.FromBytes(src)
-		args = append(args, "./"+f.name)
+	for i, pf := range srcs {
+		size += len(pf.src)
+		overlay[pf.f.path] = cueload.FromBytes(pf.src)
+		args[i] = "./" + pf.f.name
 	}
 	insts := cueload.Instances(args, &cueload.Config{Dir: dir, Overlay: overlay})
 	if len(insts) != 1 || insts[0].Err != nil {
@@ -625,6 +669,41 @@ func evaluatePart(ev *partEvaluator, dir string, plan *splitPlan, i int, sm sche
 		return nil, false
 	}
 	return &p, true
+}
+
+// partsEvaluated counts the parts evaluated (not read from the cache), for
+// tests.
+var partsEvaluated atomic.Int64
+
+// partFile is a spec file as a part sees it.
+type partFile struct {
+	f   *specFile
+	src []byte
+}
+
+// partSources are the files part i sees.
+func partSources(plan *splitPlan, i int) []partFile {
+	in := make(map[string]bool, len(plan.parts[i]))
+	for _, a := range plan.parts[i] {
+		in[a] = true
+	}
+	var out []partFile
+	for _, f := range plan.files {
+		if src := partSource(f, in); src != nil {
+			out = append(out, partFile{f, src})
+		}
+	}
+	return out
+}
+
+// partKey is the cache key of a part: what it sees and what every
+// evaluation depends on.
+func partKey(moduleDigest string, srcs []partFile) string {
+	h := newKeyHash("part", moduleDigest)
+	for _, pf := range srcs {
+		h.add(pf.f.name, pf.src)
+	}
+	return h.sum()
 }
 
 // partEvaluator is a worker's CUE context with the schema compiled in it.

@@ -114,7 +114,7 @@ func TestSplitSameAsWhole(t *testing.T) {
 			names, _ := specFiles(dir)
 			want, wantSM, ds := evaluate(dir, names)
 			require.Empty(t, ds)
-			got, gotSM, ok := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+			got, gotSM, ok := evaluateSplit(context.Background(), dir, readSpec(t, dir), "")
 			require.True(t, ok, "the spec was not split")
 			require.Equal(t, everything(t, want, wantSM), everything(t, got, gotSM))
 		})
@@ -129,7 +129,7 @@ func TestSplitSameAsWhole(t *testing.T) {
 			plan := planSplit(readSpecParsed(t, dir), partBytes, 1)
 			require.NotNil(t, plan)
 			require.Len(t, plan.parts, 7*4)
-			got, gotSM, ok := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+			got, gotSM, ok := evaluateSplit(context.Background(), dir, readSpec(t, dir), "")
 			require.True(t, ok, "the spec was not split")
 			require.Equal(t, everything(t, want, wantSM), everything(t, got, gotSM))
 		})
@@ -192,7 +192,7 @@ func TestSplitFailsOnErrors(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := writeFiles(t, map[string]string{"weir.cue": "project: \"demo\"\n" + ok + spec + "\n"})
-			_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+			_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir), "")
 			require.False(t, split)
 			names, _ := specFiles(dir)
 			_, _, ds := evaluate(dir, names)
@@ -204,7 +204,7 @@ func TestSplitFailsOnErrors(t *testing.T) {
 			"a.cue": "package weir\nproject: \"demo\"\n" + ok + `datasets: e: {source: {kind: "file", uri: "e.csv"}}` + "\n",
 			"b.cue": "package weir\nimport \"strings\"\n",
 		})
-		_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+		_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir), "")
 		require.False(t, split)
 		names, _ := specFiles(dir)
 		_, _, ds := evaluate(dir, names)
@@ -212,7 +212,7 @@ func TestSplitFailsOnErrors(t *testing.T) {
 	})
 	t.Run("missing project", func(t *testing.T) {
 		dir := writeFiles(t, map[string]string{"weir.cue": ok + `datasets: e: {source: {kind: "file", uri: "e.csv"}}` + "\n"})
-		_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir))
+		_, _, split := evaluateSplit(context.Background(), dir, readSpec(t, dir), "")
 		require.False(t, split)
 	})
 }
@@ -277,4 +277,55 @@ datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {a: int}}`,
 			require.Equal(t, c.want, got)
 		})
 	}
+}
+
+// TestPartCache checks that an edit to one element re-evaluates only the
+// part holding it, and that the result is what a fresh load gives.
+func TestPartCache(t *testing.T) {
+	minBytes, part := splitMinBytes, partBytes
+	splitMinBytes, partBytes = 0, 2<<10
+	t.Cleanup(func() { splitMinBytes, partBytes = minBytes, part })
+	dir := t.TempDir()
+	require.NoError(t, benchgen.Generate(dir, 40, benchgen.Single, schema.CUE))
+	cache := t.TempDir()
+	before := partsEvaluated.Load()
+	res, ds := Load(context.Background(), dir, Options{CacheDir: cache})
+	require.Empty(t, ds)
+	parts := partsEvaluated.Load() - before
+	require.Greater(t, parts, int64(4), "the spec was not split")
+	entries, _ := filepath.Glob(filepath.Join(cache, "part-*.bin"))
+	require.Len(t, entries, int(parts))
+
+	// Unchanged: the whole-spec entry answers.
+	before = partsEvaluated.Load()
+	again, ds := Load(context.Background(), dir, Options{CacheDir: cache})
+	require.Empty(t, ds)
+	require.True(t, again.Cached)
+	require.Zero(t, partsEvaluated.Load()-before)
+
+	// One element edited (and the lines after it moved): one part again.
+	spec := filepath.Join(dir, "pipelines.cue")
+	b := mustRead(t, spec)
+	edited := strings.Replace(string(b), "minRows: 4\n", "minRows: 44\n\n\n", 1)
+	require.NotEqual(t, string(b), edited)
+	require.NoError(t, os.WriteFile(spec, []byte(edited), 0o644))
+	before = partsEvaluated.Load()
+	got, ds := Load(context.Background(), dir, Options{CacheDir: cache})
+	require.Empty(t, ds)
+	require.False(t, got.Cached)
+	require.Equal(t, int64(1), partsEvaluated.Load()-before)
+	fresh, ds := Load(context.Background(), dir, Options{})
+	require.Empty(t, ds)
+	require.Equal(t, fresh.SpecHash, got.SpecHash)
+	require.Equal(t, everything(t, fresh.Project, fresh.Sources), everything(t, got.Project, got.Sources))
+	require.NotEqual(t, res.SpecHash, got.SpecHash)
+	entries, _ = filepath.Glob(filepath.Join(cache, "part-*.bin"))
+	require.Len(t, entries, int(parts), "the replaced part's entry is pruned")
+
+	// The header changes what every part sees.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "weir.cue"), append(mustRead(t, filepath.Join(dir, "weir.cue")), "\nlabels: extra: \"x\"\n"...), 0o644))
+	before = partsEvaluated.Load()
+	_, ds = Load(context.Background(), dir, Options{CacheDir: cache})
+	require.Empty(t, ds)
+	require.Equal(t, parts, partsEvaluated.Load()-before)
 }
