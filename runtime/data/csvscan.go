@@ -15,6 +15,10 @@ import (
 // without a quote, the common case, is copied once and split at its
 // commas; lines with quotes take the state machine of encoding/csv,
 // transcribed. FuzzCSVScanner holds the two readers together.
+//
+// That state machine follows Go's encoding/csv/reader.go, Copyright 2011
+// The Go Authors, used under the BSD-style license of the Go distribution
+// (the LICENSE file of the Go source tree).
 type csvScanner struct {
 	r       *bufio.Reader
 	raw     []byte // a line longer than r's buffer
