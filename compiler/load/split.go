@@ -340,10 +340,15 @@ func writtenConstraints(files []*specFile) map[string]string {
 	decls := map[string]int{}
 	for _, f := range files {
 		for _, d := range f.file.Decls {
-			if fd, ok := d.(*ast.Field); ok {
-				if name, ok := plainLabel(fd.Label); ok && closedFormIdent(name) {
-					return nil // a top-level field named like a basic type
-				}
+			name := ""
+			switch d := d.(type) {
+			case *ast.Field:
+				name, _ = plainLabel(d.Label)
+			case *ast.LetClause:
+				name = d.Ident.Name
+			}
+			if closedFormIdent(name) {
+				return nil // a top-level field or let named like a basic type
 			}
 		}
 		for _, s := range f.sections {

@@ -262,6 +262,11 @@ datasets: d: schema: a: >=1`,
 datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {a: int}}`,
 			nil,
 		},
+		"a top-level let named like a type": {
+			`let number = string
+datasets: d: {source: {kind: "file", uri: "d.csv"}, schema: {a: int}}`,
+			nil,
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := writeFiles(t, map[string]string{"weir.cue": "project: \"demo\"\n" + c.spec + "\n" + `datasets: z: {source: {kind: "file", uri: "z.csv"}}` + "\n"})
