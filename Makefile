@@ -20,8 +20,18 @@ demo: build
 	./$(BIN) apply --auto-approve examples/quickstart
 	./$(BIN) models show classifier@production -C examples/quickstart
 
+# The protocol's Go code (plugins/proto) is generated with Debian's protoc
+# (apt-get install protobuf-compiler) and these pinned generators; the
+# generated files are committed, and plugins/proto's TestGenerated checks them.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+GOBIN_DIR          := $(shell $(GO) env GOPATH)/bin
+
 generate:
-	$(GO) generate ./...
+	@command -v protoc >/dev/null || { echo "protoc is missing: apt-get install protobuf-compiler"; exit 1; }
+	$(GO) install $(PROTOC_GEN_GO)
+	$(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(GOBIN_DIR):$$PATH" $(GO) generate ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

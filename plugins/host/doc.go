@@ -1,0 +1,13 @@
+// Package host runs backend plugins: it finds them (Discover), checks them
+// against weir.lock (checksums and protocol versions), starts them with
+// hashicorp/go-plugin, and implements runtime/backend's Interface over the
+// protocol of plugins/proto (Open). To the executor a plugin is a backend
+// like any built-in one.
+//
+// It owns the plugin processes it starts: a plugin that dies mid-step fails
+// the step with the tail of its stderr and is started again on the next
+// Submit; a plugin that does not answer Cancel in time is killed with its
+// process group; Close stops them all and reaps them. Together with
+// plugins/sdk it is the only package that knows about gRPC and go-plugin;
+// it never prints.
+package host

@@ -1,0 +1,518 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"weir.dev/weir/plugins/internal/wire"
+	pb "weir.dev/weir/plugins/proto"
+	"weir.dev/weir/runtime/backend"
+	"weir.dev/weir/schema"
+)
+
+// Options say which plugin to start and how.
+type Options struct {
+	// Kind is the backend kind the plugin implements, Name the spec's name
+	// for this backend (both for messages and Configure).
+	Kind, Name string
+	// Path is the executable; Args its arguments (none for an external
+	// plugin; "plugin serve KIND" for weir serving a built-in).
+	Path string
+	Args []string
+	// SHA256 is the checksum ("sha256:<hex>") the executable must have;
+	// empty skips the check (weir serving its own built-ins).
+	SHA256 string
+	// Settings are the spec's settings for the backend, sent with
+	// Configure.
+	Settings *schema.Backend
+	// Env is added to weir's environment for the plugin process.
+	Env []string
+	// StartTimeout bounds the handshake (default 30s).
+	StartTimeout time.Duration
+	// CancelMargin is how long past its grace period a Cancel may take
+	// before the plugin is deemed hung and its process group killed
+	// (default 10s).
+	CancelMargin time.Duration
+	// ExitWait is how long a broken connection waits for the process to
+	// exit before the process is killed (default 2s).
+	ExitWait time.Duration
+}
+
+// Plugin is a backend served by a plugin process, started on Open and
+// again, after it died, on the next Submit. It implements
+// backend.Interface.
+type Plugin struct {
+	opts Options
+
+	mu     sync.Mutex
+	cur    *process
+	procs  map[int]*process
+	gen    int
+	closed bool
+}
+
+var _ backend.Interface = (*Plugin)(nil)
+
+// process is one run of the plugin executable.
+type process struct {
+	gen    int
+	client *plugin.Client
+	cmd    *exec.Cmd
+	rpc    pb.BackendClient
+	stderr *tail
+	desc   *backend.Description
+}
+
+func (pr *process) exited() bool { return pr.client.Exited() }
+
+// Open starts the plugin, checks its checksum and protocol version, and
+// configures it. The errors are *ChecksumError, *ProtocolError and
+// *HandshakeError, or the plugin's own from Configure.
+func Open(ctx context.Context, opts Options) (*Plugin, error) {
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	if opts.CancelMargin == 0 {
+		opts.CancelMargin = 10 * time.Second
+	}
+	if opts.ExitWait == 0 {
+		opts.ExitWait = 2 * time.Second
+	}
+	p := &Plugin{opts: opts, procs: map[int]*process{}}
+	if _, err := p.process(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Description returns what the plugin said of itself when it started.
+func (p *Plugin) Description() *backend.Description {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil {
+		return nil
+	}
+	d := *p.cur.desc
+	return &d
+}
+
+// Pid returns the process ID of the running plugin process (0 if none).
+func (p *Plugin) Pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur == nil || p.cur.cmd.Process == nil {
+		return 0
+	}
+	return p.cur.cmd.Process.Pid
+}
+
+// process returns the running plugin process, starting one if there is
+// none or the last one exited.
+func (p *Plugin) process(ctx context.Context) (*process, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("backend plugin %s is closed", p.opts.Kind)
+	}
+	if p.cur != nil && !p.cur.exited() {
+		return p.cur, nil
+	}
+	if p.cur != nil {
+		p.cur.client.Kill() // reap it and clean up its socket
+	}
+	p.gen++
+	pr, err := p.start(ctx, p.gen)
+	if err != nil {
+		return nil, err
+	}
+	p.cur = pr
+	p.procs[pr.gen] = pr
+	return pr, nil
+}
+
+var pluginVersionRE = regexp.MustCompile(`Plugin version: (\d+)`)
+
+func (p *Plugin) start(ctx context.Context, gen int) (*process, error) {
+	o := p.opts
+	if o.SHA256 != "" {
+		got, err := FileSHA256(o.Path)
+		if err != nil {
+			return nil, fmt.Errorf("backend plugin %s: %w", o.Kind, err)
+		}
+		if "sha256:"+got != o.SHA256 {
+			return nil, &ChecksumError{Kind: o.Kind, Path: o.Path, Want: o.SHA256, Got: "sha256:" + got}
+		}
+	}
+	cmd := exec.Command(o.Path, o.Args...)
+	cmd.Env = append(os.Environ(), o.Env...)
+	cmd.SysProcAttr = sysProcAttr()
+	stderr := newTail(16 << 10)
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig: plugin.HandshakeConfig{
+			ProtocolVersion:  pb.ProtocolVersion,
+			MagicCookieKey:   pb.MagicCookieKey,
+			MagicCookieValue: pb.MagicCookieValue,
+		},
+		VersionedPlugins: map[int]plugin.PluginSet{pb.ProtocolVersion: {pb.PluginName: &grpcPlugin{}}},
+		Cmd:              cmd,
+		SkipHostEnv:      true,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		StartTimeout:     o.StartTimeout,
+		Stderr:           stderr,
+		SyncStdout:       io.Discard,
+		SyncStderr:       stderr,
+		Logger:           hclog.NewNullLogger(),
+	})
+	pr := &process{gen: gen, client: client, cmd: cmd, stderr: stderr}
+	fail := func(reason string) error {
+		client.Kill()
+		if m := pluginVersionRE.FindStringSubmatch(reason); m != nil {
+			v, _ := strconv.Atoi(m[1])
+			return &ProtocolError{Kind: o.Kind, Path: o.Path, Plugin: v, Weir: pb.ProtocolVersion}
+		}
+		lines := stderr.Lines(10)
+		for _, l := range lines {
+			if strings.Contains(l, "This binary is a plugin") {
+				reason += " (it is a plugin of another program: the magic cookie is not Weir's)"
+				break
+			}
+		}
+		return &HandshakeError{Kind: o.Kind, Path: o.Path, Reason: reason, Stderr: lines}
+	}
+	rpcClient, err := client.Client()
+	if err != nil {
+		reason := err.Error()
+		switch {
+		case strings.Contains(reason, "exited before we could connect"), strings.Contains(reason, "Failed to read any lines"):
+			reason = "it exited before the handshake"
+			if st := waitState(pr, p.opts.ExitWait); st != "" {
+				reason += " (" + st + ")"
+			}
+		case strings.HasPrefix(reason, "Unrecognized remote plugin message: "):
+			line, _, _ := strings.Cut(strings.TrimPrefix(reason, "Unrecognized remote plugin message: "), "\n")
+			reason = fmt.Sprintf("it printed %q instead of the handshake line: it is not a Weir backend plugin", line)
+		case strings.Contains(reason, "timeout while waiting for plugin to start"):
+			reason = fmt.Sprintf("it did not complete the handshake within %v", o.StartTimeout)
+		}
+		return nil, fail(reason)
+	}
+	raw, err := rpcClient.Dispense(pb.PluginName)
+	if err != nil {
+		return nil, fail(err.Error())
+	}
+	pr.rpc = raw.(pb.BackendClient)
+	settings, err := json.Marshal(o.Settings)
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	if o.Settings == nil {
+		settings = nil
+	}
+	if _, err := pr.rpc.Configure(ctx, &pb.ConfigureRequest{Name: o.Name, SettingsJson: settings}); err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("backend %s (plugin %s): configuring: %w", o.Name, o.Kind, wire.ErrorFrom(err))
+	}
+	d, err := pr.rpc.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return nil, fail("Describe: " + wire.ErrorFrom(err).Error())
+	}
+	if int(d.ProtocolVersion) != pb.ProtocolVersion {
+		client.Kill()
+		return nil, &ProtocolError{Kind: o.Kind, Path: o.Path, Plugin: int(d.ProtocolVersion), Weir: pb.ProtocolVersion}
+	}
+	pr.desc = wire.DescriptionFrom(d)
+	return pr, nil
+}
+
+// waitState waits for a process to exit and says how it ended ("" if it
+// did not within d).
+func waitState(pr *process, d time.Duration) string {
+	deadline := time.Now().Add(d)
+	for !pr.exited() {
+		if time.Now().After(deadline) {
+			return ""
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ps := pr.cmd.ProcessState; ps != nil {
+		return ps.String()
+	}
+	return "exited"
+}
+
+// kill ends a plugin process and its process group at once, and reaps it.
+func (p *Plugin) kill(pr *process) {
+	if pr.cmd.Process != nil {
+		killGroup(pr.cmd.Process.Pid)
+	}
+	pr.client.Kill()
+}
+
+// Close stops every plugin process: each is asked to shut down (it cancels
+// its running tasks), then killed if it has not exited after 2 seconds.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	procs := p.procs
+	p.procs = map[int]*process{}
+	p.cur = nil
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, pr := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pr.client.Kill()
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// task finds the process a task ID belongs to.
+func (p *Plugin) task(id string) (*process, string, error) {
+	g, rid, ok := strings.Cut(id, "/")
+	gen, err := strconv.Atoi(g)
+	if !ok || err != nil {
+		return nil, "", fmt.Errorf("task %q: %w", id, backend.ErrNotFound)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pr := p.procs[gen]
+	if pr == nil {
+		return nil, "", fmt.Errorf("task %q: %w", id, backend.ErrNotFound)
+	}
+	return pr, rid, nil
+}
+
+// transport reports whether an RPC error means the connection broke (as
+// opposed to an error the plugin returned, which comes with another code).
+func transport(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Internal:
+		return true
+	}
+	return false
+}
+
+// lost handles a connection that broke while a task ran: it waits for the
+// process to exit (killing it if it does not), and returns the failed
+// result naming the exit and the end of the plugin's stderr.
+func (p *Plugin) lost(pr *process, err error) *backend.Result {
+	st := waitState(pr, p.opts.ExitWait)
+	if st == "" {
+		p.kill(pr)
+		st = "stopped answering (" + status.Convert(err).Message() + "); killed"
+		if ps := pr.cmd.ProcessState; ps != nil {
+			st += ", " + ps.String()
+		}
+	}
+	msg := fmt.Sprintf("backend plugin %s exited while the step ran (%s)", p.opts.Kind, st)
+	return &backend.Result{State: backend.StateFailed, ExitCode: -1, Message: msg + stderrSuffix(pr.stderr.Lines(20))}
+}
+
+// Describe asks the plugin what it is and can do.
+func (p *Plugin) Describe(ctx context.Context) (*backend.Description, error) {
+	pr, err := p.process(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d, err := pr.rpc.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return nil, p.callError(pr, "Describe", err)
+	}
+	return wire.DescriptionFrom(d), nil
+}
+
+// callError explains a failed call: the plugin's error, or its death.
+func (p *Plugin) callError(pr *process, call string, err error) error {
+	if !transport(err) && !pr.exited() {
+		return wire.ErrorFrom(err)
+	}
+	st := waitState(pr, p.opts.ExitWait)
+	if st == "" {
+		return fmt.Errorf("backend plugin %s: %s: %s", p.opts.Kind, call, status.Convert(err).Message())
+	}
+	return fmt.Errorf("backend plugin %s exited (%s)%s", p.opts.Kind, st, stderrSuffix(pr.stderr.Lines(20)))
+}
+
+// Lower asks the plugin to lower a step.
+func (p *Plugin) Lower(ctx context.Context, s *schema.Step) (json.RawMessage, error) {
+	pr, err := p.process(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := wire.Step(s)
+	if err != nil {
+		return nil, err
+	}
+	res, err := pr.rpc.Lower(ctx, &pb.LowerRequest{StepJson: b})
+	if err != nil {
+		return nil, p.callError(pr, "Lower", err)
+	}
+	if !json.Valid(res.TaskJson) {
+		return nil, fmt.Errorf("backend plugin %s lowered %s to invalid JSON", p.opts.Kind, s.Address)
+	}
+	return res.TaskJson, nil
+}
+
+// Submit starts a task on the plugin (starting the plugin again first if
+// it died).
+func (p *Plugin) Submit(ctx context.Context, t *backend.Task) (string, error) {
+	pr, err := p.process(ctx)
+	if err != nil {
+		return "", err
+	}
+	res, err := pr.rpc.Submit(ctx, &pb.SubmitRequest{Task: wire.Task(t)})
+	if err != nil {
+		return "", p.callError(pr, "Submit", err)
+	}
+	return strconv.Itoa(pr.gen) + "/" + res.Id, nil
+}
+
+// Watch follows a task over the protocol's stream. If the plugin dies, the
+// task fails with the end of the plugin's stderr.
+func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (*backend.Result, error) {
+	pr, rid, err := p.task(id)
+	if err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		fn = func(backend.Event) {}
+	}
+	stream, err := pr.rpc.Watch(ctx, &pb.WatchRequest{Id: rid})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if transport(err) || pr.exited() {
+			return p.lost(pr, err), nil
+		}
+		return nil, wire.ErrorFrom(err)
+	}
+	for {
+		ev, err := stream.Recv()
+		if err == io.EOF {
+			return nil, fmt.Errorf("backend plugin %s ended the watch of task %s without its result", p.opts.Kind, id)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if transport(err) || pr.exited() {
+				return p.lost(pr, err), nil
+			}
+			return nil, wire.ErrorFrom(err)
+		}
+		switch e := ev.Event.(type) {
+		case *pb.WatchEvent_State:
+			fn(backend.Event{State: wire.StateFrom(e.State.State), Message: e.State.Message})
+		case *pb.WatchEvent_Lines:
+			for _, l := range e.Lines.Lines {
+				fn(backend.Event{Line: l})
+			}
+		case *pb.WatchEvent_Result:
+			r := wire.ResultFrom(e.Result)
+			if !r.State.Terminal() {
+				return nil, fmt.Errorf("backend plugin %s ended task %s in state %q, which is not final", p.opts.Kind, id, r.State)
+			}
+			return r, nil
+		}
+	}
+}
+
+// Cancel asks the plugin to stop a task within the grace period. A plugin
+// that has not answered CancelMargin after the grace period is hung: its
+// process group is killed, which ends the task with it.
+func (p *Plugin) Cancel(ctx context.Context, id string, grace time.Duration) error {
+	pr, rid, err := p.task(id)
+	if err != nil {
+		return err
+	}
+	if pr.exited() {
+		return nil // the task ended with its plugin
+	}
+	cctx, cancel := context.WithTimeout(ctx, grace+p.opts.CancelMargin)
+	defer cancel()
+	_, err = pr.rpc.Cancel(cctx, &pb.CancelRequest{Id: rid, GraceNanos: int64(grace)})
+	if err == nil {
+		return nil
+	}
+	if cctx.Err() != nil && ctx.Err() == nil {
+		p.kill(pr)
+		return fmt.Errorf("backend plugin %s did not stop task %s within %v: killed the plugin", p.opts.Kind, id, grace+p.opts.CancelMargin)
+	}
+	if transport(err) && pr.exited() {
+		return nil
+	}
+	return wire.ErrorFrom(err)
+}
+
+// Deploy starts a service revision on the plugin.
+func (p *Plugin) Deploy(ctx context.Context, s *backend.Service) (*backend.Deployment, error) {
+	pr, err := p.process(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := pr.rpc.Deploy(ctx, &pb.DeployRequest{Service: wire.Service(s)})
+	if err != nil {
+		return nil, p.callError(pr, "Deploy", err)
+	}
+	return wire.DeploymentFrom(res.Deployment), nil
+}
+
+// SetTraffic splits a deployment's traffic on the plugin.
+func (p *Plugin) SetTraffic(ctx context.Context, id string, split []backend.Split) (*backend.Deployment, error) {
+	pr, err := p.process(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := pr.rpc.SetTraffic(ctx, &pb.SetTrafficRequest{Id: id, Split: wire.Splits(split)})
+	if err != nil {
+		return nil, p.callError(pr, "SetTraffic", err)
+	}
+	return wire.DeploymentFrom(res.Deployment), nil
+}
+
+// Undeploy stops a deployment on the plugin.
+func (p *Plugin) Undeploy(ctx context.Context, id string, grace time.Duration) error {
+	pr, err := p.process(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := pr.rpc.Undeploy(ctx, &pb.UndeployRequest{Id: id, GraceNanos: int64(grace)}); err != nil {
+		return p.callError(pr, "Undeploy", err)
+	}
+	return nil
+}
+
+// grpcPlugin is the client half of go-plugin's plugin for the backend
+// service.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+}
+
+func (grpcPlugin) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("plugins/host is the client: serve backends with plugins/sdk")
+}
+
+func (grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return pb.NewBackendClient(c), nil
+}

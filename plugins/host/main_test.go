@@ -1,0 +1,142 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"weir.dev/weir/plugins/local"
+	pb "weir.dev/weir/plugins/proto"
+	"weir.dev/weir/plugins/sdk"
+	"weir.dev/weir/runtime/backend"
+	"weir.dev/weir/schema"
+)
+
+// pluginEnv selects what this test binary serves when the host tests start
+// it as a plugin.
+const pluginEnv = "WEIR_HOST_TEST_PLUGIN"
+
+func TestMain(m *testing.M) {
+	mode := os.Getenv(pluginEnv)
+	switch mode {
+	case "":
+		os.Exit(m.Run())
+	case "local":
+		sdk.Serve(local.New(0))
+	case "crash":
+		sdk.Serve(&crashing{Backend: local.New(0)})
+	case "hang":
+		sdk.Serve(&hanging{Backend: local.New(0)})
+	case "instant":
+		sdk.Serve(&instant{})
+	case "describe-v2":
+		sdk.Serve(&lying{Backend: local.New(0)})
+	case "cookie":
+		// A go-plugin plugin of another program: another magic cookie.
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig: plugin.HandshakeConfig{ProtocolVersion: 1, MagicCookieKey: "OTHER_PROGRAM_PLUGIN", MagicCookieValue: "other"},
+			Plugins:         plugin.PluginSet{pb.PluginName: &serverOnly{b: local.New(0)}},
+			GRPCServer:      plugin.DefaultGRPCServer,
+		})
+	case "v2":
+		// A Weir plugin built for a protocol version this weir does not
+		// speak.
+		hs := sdk.Handshake()
+		hs.ProtocolVersion = 2
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig:  hs,
+			VersionedPlugins: map[int]plugin.PluginSet{2: {pb.PluginName: &serverOnly{b: local.New(0)}}},
+			GRPCServer:       plugin.DefaultGRPCServer,
+		})
+	default:
+		fmt.Fprintf(os.Stderr, "unknown %s %q\n", pluginEnv, mode)
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+// serverOnly registers a backend's protocol server with go-plugin.
+type serverOnly struct {
+	plugin.NetRPCUnsupportedPlugin
+	b backend.Interface
+}
+
+func (s *serverOnly) GRPCServer(_ *plugin.GRPCBroker, g *grpc.Server) error {
+	pb.RegisterBackendServer(g, sdk.NewServer(s.b))
+	return nil
+}
+
+func (s *serverOnly) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, nil
+}
+
+// crashing dies 300ms after a task whose step address holds "crash" starts,
+// as a plugin that panics or loses its scheduler would.
+type crashing struct{ *local.Backend }
+
+func (c *crashing) Submit(ctx context.Context, t *backend.Task) (string, error) {
+	id, err := c.Backend.Submit(ctx, t)
+	if err == nil && strings.Contains(t.Step, "crash") {
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			// Straight to file descriptor 2, as a panic would write.
+			fmt.Fprintln(os.NewFile(2, "stderr"), "fatal: lost the connection to the scheduler")
+			os.Exit(3)
+		}()
+	}
+	return id, err
+}
+
+// hanging never answers Cancel.
+type hanging struct{ *local.Backend }
+
+func (h *hanging) Cancel(ctx context.Context, id string, grace time.Duration) error {
+	select {}
+}
+
+// lying says it speaks protocol version 2 once the handshake is done.
+type lying struct{ *local.Backend }
+
+func (l *lying) Describe(ctx context.Context) (*backend.Description, error) {
+	d, err := l.Backend.Describe(ctx)
+	if d != nil {
+		d.ProtocolVersion = 2
+	}
+	return d, err
+}
+
+// instant is a backend whose tasks end at once, without a process: what is
+// left of a step's cost is the protocol's.
+type instant struct {
+	backend.NoServices
+	mu  sync.Mutex
+	seq int
+}
+
+func (*instant) Describe(context.Context) (*backend.Description, error) {
+	return &backend.Description{Name: "instant", ProtocolVersion: backend.ProtocolVersion}, nil
+}
+
+func (*instant) Lower(context.Context, *schema.Step) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
+
+func (i *instant) Submit(context.Context, *backend.Task) (string, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.seq++
+	return strconv.Itoa(i.seq), nil
+}
+
+func (*instant) Watch(_ context.Context, _ string, fn func(backend.Event)) (*backend.Result, error) {
+	return &backend.Result{State: backend.StateSucceeded}, nil
+}
+
+func (*instant) Cancel(context.Context, string, time.Duration) error { return nil }

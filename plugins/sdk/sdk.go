@@ -1,0 +1,286 @@
+// Package sdk is what a Go author needs to write a Weir backend plugin:
+// implement runtime/backend's Interface, and make main
+//
+//	func main() { sdk.Serve(mybackend.New()) }
+//
+// Serve speaks the go-plugin handshake and the protocol of plugins/proto;
+// the package conformance is the test suite a backend must pass. The SDK
+// imports runtime/backend and schema (the interface and its types), never
+// the executor or the state.
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"weir.dev/weir/plugins/internal/wire"
+	pb "weir.dev/weir/plugins/proto"
+	"weir.dev/weir/runtime/backend"
+	"weir.dev/weir/schema"
+)
+
+// ProtocolVersion is the protocol version this SDK speaks.
+const ProtocolVersion = pb.ProtocolVersion
+
+// Serve serves b as a backend plugin until Weir closes it, then cancels the
+// tasks still running (with a grace period of ShutdownGrace) and returns.
+// Run by hand, without Weir's magic cookie in its environment, it says that
+// it is a plugin and exits with status 1.
+func Serve(b backend.Interface) {
+	srv := NewServer(b)
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake(),
+		VersionedPlugins: map[int]plugin.PluginSet{
+			pb.ProtocolVersion: {pb.PluginName: &grpcPlugin{srv: srv}},
+		},
+		GRPCServer: plugin.DefaultGRPCServer,
+		Logger: hclog.New(&hclog.LoggerOptions{
+			Name: "plugin", Level: hclog.Error, Output: os.Stderr,
+		}),
+	})
+	srv.Shutdown(ShutdownGrace)
+}
+
+// ShutdownGrace is how long tasks still running when Weir closes the
+// plugin get to stop before they are killed.
+var ShutdownGrace = 5 * time.Second
+
+// Handshake is the go-plugin handshake of Weir's protocol.
+func Handshake() plugin.HandshakeConfig {
+	return plugin.HandshakeConfig{
+		ProtocolVersion:  pb.ProtocolVersion,
+		MagicCookieKey:   pb.MagicCookieKey,
+		MagicCookieValue: pb.MagicCookieValue,
+	}
+}
+
+// grpcPlugin registers the server with go-plugin's gRPC server.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	srv *Server
+}
+
+func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterBackendServer(s, p.srv)
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("the SDK serves backends; plugins/host is the client")
+}
+
+// Server is the protocol's Backend service over a backend.Interface. Serve
+// uses it; tests can register it on a gRPC server of their own.
+type Server struct {
+	pb.UnimplementedBackendServer
+	b backend.Interface
+
+	// cfg is held for reading by every call and for writing by Configure,
+	// so a backend's settings are seen by the calls after Configure.
+	cfg sync.RWMutex
+
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+// NewServer returns the protocol's server for b.
+func NewServer(b backend.Interface) *Server {
+	return &Server{b: b, running: map[string]bool{}}
+}
+
+// Shutdown cancels the tasks submitted and not yet watched to their end,
+// giving each the grace period, and waits for them.
+func (s *Server) Shutdown(grace time.Duration) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.running))
+	for id := range s.running {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), grace+5*time.Second)
+			defer cancel()
+			s.b.Cancel(ctx, id, grace)
+		}()
+	}
+	wg.Wait()
+}
+
+// Configure implements the protocol.
+func (s *Server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	s.cfg.Lock()
+	defer s.cfg.Unlock()
+	c, ok := s.b.(backend.Configurer)
+	if !ok {
+		return &pb.ConfigureResponse{}, nil
+	}
+	var cfg schema.Backend
+	if len(req.SettingsJson) > 0 {
+		if err := json.Unmarshal(req.SettingsJson, &cfg); err != nil {
+			return nil, wire.Status(&wire.Invalid{Err: fmt.Errorf("settings of backend %s: %v", req.Name, err)})
+		}
+	}
+	if err := c.Configure(ctx, &cfg); err != nil {
+		return nil, wire.Status(&wire.Invalid{Err: err})
+	}
+	return &pb.ConfigureResponse{}, nil
+}
+
+// Describe implements the protocol.
+func (s *Server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	d, err := s.b.Describe(ctx)
+	if err != nil {
+		return nil, wire.Status(err)
+	}
+	if d.ProtocolVersion == 0 {
+		d.ProtocolVersion = pb.ProtocolVersion
+	}
+	return wire.Description(d), nil
+}
+
+// Lower implements the protocol. Any error but ErrUnsupported's says the
+// backend cannot run the step (INVALID_ARGUMENT).
+func (s *Server) Lower(ctx context.Context, req *pb.LowerRequest) (*pb.LowerResponse, error) {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	step, err := wire.StepFrom(req.StepJson)
+	if err != nil {
+		return nil, wire.Status(&wire.Invalid{Err: fmt.Errorf("decoding the step: %v", err)})
+	}
+	t, err := s.b.Lower(ctx, step)
+	if err != nil {
+		if !errors.Is(err, backend.ErrUnsupported) {
+			err = &wire.Invalid{Err: err}
+		}
+		return nil, wire.Status(err)
+	}
+	if !json.Valid(t) {
+		return nil, wire.Status(fmt.Errorf("the backend lowered %s to invalid JSON", step.Address))
+	}
+	return &pb.LowerResponse{TaskJson: t}, nil
+}
+
+// Submit implements the protocol.
+func (s *Server) Submit(ctx context.Context, req *pb.SubmitRequest) (*pb.SubmitResponse, error) {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	id, err := s.b.Submit(ctx, wire.TaskFrom(req.Task))
+	if err != nil {
+		return nil, wire.Status(err)
+	}
+	s.mu.Lock()
+	s.running[id] = true
+	s.mu.Unlock()
+	return &pb.SubmitResponse{Id: id}, nil
+}
+
+// Watch implements the protocol: events go out as they come, output lines
+// batched while the stream is busy; the result is the last message.
+func (s *Server) Watch(req *pb.WatchRequest, stream pb.Backend_WatchServer) error {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	ctx := stream.Context()
+	out := newSender(stream)
+	res, err := s.b.Watch(ctx, req.Id, out.event)
+	if err != nil {
+		out.close()
+		return wire.Status(err)
+	}
+	s.mu.Lock()
+	delete(s.running, req.Id)
+	s.mu.Unlock()
+	if err := out.close(); err != nil {
+		return err
+	}
+	return stream.Send(&pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: wire.Result(res)}})
+}
+
+// Cancel implements the protocol.
+func (s *Server) Cancel(ctx context.Context, req *pb.CancelRequest) (*pb.CancelResponse, error) {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	if err := s.b.Cancel(ctx, req.Id, time.Duration(req.GraceNanos)); err != nil {
+		return nil, wire.Status(err)
+	}
+	return &pb.CancelResponse{}, nil
+}
+
+// Deploy implements the protocol.
+func (s *Server) Deploy(ctx context.Context, req *pb.DeployRequest) (*pb.DeployResponse, error) {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	d, err := s.b.Deploy(ctx, wire.ServiceFrom(req.Service))
+	if err != nil {
+		return nil, wire.Status(err)
+	}
+	return &pb.DeployResponse{Deployment: wire.Deployment(d)}, nil
+}
+
+// SetTraffic implements the protocol.
+func (s *Server) SetTraffic(ctx context.Context, req *pb.SetTrafficRequest) (*pb.SetTrafficResponse, error) {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	d, err := s.b.SetTraffic(ctx, req.Id, wire.SplitsFrom(req.Split))
+	if err != nil {
+		return nil, wire.Status(err)
+	}
+	return &pb.SetTrafficResponse{Deployment: wire.Deployment(d)}, nil
+}
+
+// Undeploy implements the protocol.
+func (s *Server) Undeploy(ctx context.Context, req *pb.UndeployRequest) (*pb.UndeployResponse, error) {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	if err := s.b.Undeploy(ctx, req.Id, time.Duration(req.GraceNanos)); err != nil {
+		return nil, wire.Status(err)
+	}
+	return &pb.UndeployResponse{}, nil
+}
+
+// sender forwards a Watch's events to the stream as they come. After a
+// failed send it drops the rest: the stream is gone, and the error is
+// returned by close.
+type sender struct {
+	stream pb.Backend_WatchServer
+	mu     sync.Mutex
+	err    error
+}
+
+func newSender(stream pb.Backend_WatchServer) *sender { return &sender{stream: stream} }
+
+func (s *sender) event(e backend.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return
+	}
+	if e.State != "" {
+		s.err = s.stream.Send(&pb.WatchEvent{Event: &pb.WatchEvent_State{State: &pb.StateChange{State: wire.State(e.State), Message: e.Message}}})
+	}
+	if e.Line != "" && s.err == nil {
+		s.err = s.stream.Send(&pb.WatchEvent{Event: &pb.WatchEvent_Lines{Lines: &pb.Lines{Lines: []string{e.Line}}}})
+	}
+}
+
+func (s *sender) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.err
+	s.err = errors.New("watch ended")
+	return err
+}
