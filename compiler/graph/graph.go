@@ -22,6 +22,10 @@ type Options struct {
 	Dir string
 	// Digests caches file and folder digests across builds; nil makes one.
 	Digests *Digester
+	// AliasDigest returns the digest of the model artifact an alias points
+	// at, for the cache key of steps that read a model through an alias
+	// ("models.m@production"); nil or not found means it points nowhere.
+	AliasDigest func(model, alias string) (string, bool)
 }
 
 // Graph is the compiled step graph.

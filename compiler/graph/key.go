@@ -73,10 +73,23 @@ func (b *builder) key(s *schema.Step) {
 			parts["input:"+in.Name] = up.CacheKey + "/" + in.Output
 		}
 	}
+	if model, alias, ok := schema.AliasInput(s); ok {
+		// The model comes from whatever version the alias points at, not
+		// from this plan's register step: key on that version's content.
+		digest, found := "", false
+		if b.opts.AliasDigest != nil {
+			digest, found = b.opts.AliasDigest(model, alias)
+		}
+		if !found {
+			digest = "none"
+		}
+		delete(parts, "input:model")
+		parts[schema.AliasKeyPart] = digest
+	}
 	// Ordering-only dependencies (a validation gate) change nothing the
 	// step reads, so they stay out of the key.
 	s.KeyParts = parts
-	s.CacheKey = digestJSON(parts)
+	s.CacheKey = schema.CacheKey(parts)
 }
 
 func (b *builder) cacheIgnore(s *schema.Step) []string {

@@ -58,6 +58,17 @@ func (c *converter) fromCUE(err error, skip func(path []string) bool) diag.Diagn
 		}
 		format, args := e.Msg()
 		msg := errMsg(format, args)
+		if format == "" || msg == "" || strings.Contains(msg, "%!") {
+			// Scanner errors carry their text in Error() only, after the
+			// position.
+			msg = e.Error()
+			if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg[:i], ":") {
+				msg = msg[i+2:]
+			}
+			if msg == "" {
+				msg = "invalid spec"
+			}
+		}
 		code := classify(msg)
 		if skip != nil && (code == "incomplete" || code == "required") {
 			continue // the decoder reports these, each once, at the field
