@@ -205,6 +205,20 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	for _, d := range []string{"in", "out", "tmp"} {
+		// Mounted folders must exist, even those the executor left unmade.
+		if err := os.MkdirAll(filepath.Join(t.WorkDir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if p := t.Env["WEIR_METRICS"]; p != "" {
+		// A file is bind-mounted only if it exists: the step appends to it.
+		f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return "", fmt.Errorf("preparing the metrics file: %w", err)
+		}
+		f.Close()
+	}
 	logf, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("opening log: %w", err)

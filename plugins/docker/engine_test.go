@@ -214,6 +214,13 @@ func TestCodeFolderImage(t *testing.T) {
 	ctx := context.Background()
 	b := newBackend(t, docker.Options{Project: "proj"})
 	img := stepImage(t, b)
+	// Forget the images of earlier runs (of another step program).
+	old, err := b.Client().ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("reference", "weir.local/proj/tasks-test")})
+	require.NoError(t, err)
+	for _, im := range old.Items {
+		_, err := b.Client().ImageRemove(ctx, im.ID, client.ImageRemoveOptions{Force: true})
+		require.NoError(t, err)
+	}
 	var tags []string
 	for i := 0; i < 2; i++ {
 		w := newWork(t, img, "step", "code").output("out")
@@ -240,6 +247,17 @@ func TestCodeFolderImage(t *testing.T) {
 func TestCodeFolderImagePushed(t *testing.T) {
 	host := newRegistry(t, nil)
 	b := newBackend(t, docker.Options{Project: "proj", Registry: host + "/team", Keychain: authn.NewMultiKeychain()})
+	t.Cleanup(func() { // the registry's port is new each run: so would the engine's tags be
+		ctx := context.Background()
+		list, err := b.Client().ImageList(ctx, client.ImageListOptions{Filters: client.Filters{}.Add("reference", host+"/team/*/*")})
+		if err == nil {
+			for _, im := range list.Items {
+				for _, tag := range im.RepoTags {
+					b.Client().ImageRemove(ctx, tag, client.ImageRemoveOptions{})
+				}
+			}
+		}
+	})
 	w := newWork(t, stepImage(t, b), "step", "code").output("out")
 	code := filepath.Join(w.dir, "code")
 	require.NoError(t, os.MkdirAll(code, 0o755))

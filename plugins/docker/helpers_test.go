@@ -150,8 +150,7 @@ func newWork(t testing.TB, image string, argv ...string) *work {
 	for _, d := range []string{"in", "out", "tmp"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
-	metrics := filepath.Join(dir, "metrics.jsonl")
-	require.NoError(t, os.WriteFile(metrics, nil, 0o644))
+	metrics := filepath.Join(dir, "metrics.jsonl") // made by the first append
 	taskSeq++
 	tk := &backend.Task{RunID: fmt.Sprintf("run-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), taskSeq),
 		Step: "tasks.test", Attempt: 1, Argv: argv, WorkDir: dir, Dir: dir, Image: image,

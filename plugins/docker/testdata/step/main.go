@@ -140,7 +140,7 @@ func metrics(m map[string]any) {
 	if p == "" {
 		return
 	}
-	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	check(err)
 	b, _ := json.Marshal(m)
 	_, err = f.Write(append(b, '\n'))
