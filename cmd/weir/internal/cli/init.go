@@ -20,12 +20,24 @@ var projectName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
 
 func newInitCmd() *cobra.Command {
 	var name, owner string
+	var upgrade bool
 	cmd := &cobra.Command{
 		Use:   "init [DIR]",
 		Short: "Create a project that validates and plans: weir.cue, sample data, a training step",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Init creates a project that validates and plans: weir.cue, sample data and
+a training step. It never overwrites a spec.
+
+With -upgrade, in a project that has a spec, it pins the backend plugins the
+spec uses in weir.lock instead: each plugin's checksum, protocol version and
+version, accepting executables that changed since they were pinned.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := projectDir(args)
+			if upgrade {
+				if _, err := os.Stat(filepath.Join(dir, "weir.cue")); err == nil {
+					return pinPlugins(cmd, dir)
+				}
+			}
 			if name == "" {
 				abs, _ := filepath.Abs(dir)
 				name = strings.ToLower(filepath.Base(abs))
@@ -80,5 +92,6 @@ func newInitCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&name, "project", "", "project `NAME` (default: the folder's name)")
 	cmd.Flags().StringVar(&owner, "owner", "", "owner `EMAIL` or team:NAME (default: $USER@localhost)")
+	cmd.Flags().BoolVar(&upgrade, "upgrade", false, "pin the spec's backend plugins in weir.lock, accepting changed executables")
 	return cmd
 }

@@ -54,7 +54,7 @@ func compileOptions(dir string) compiler.Options {
 		Dir:         dir,
 		CacheDir:    weirDir(dir) + "/cache",
 		WeirVersion: Version,
-		Lower:       lower,
+		Lower:       lowerIn(dir),
 		Policy:      policyPass(dir, policy.Lock{}, nil),
 	}
 }

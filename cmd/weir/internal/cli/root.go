@@ -38,6 +38,7 @@ func Main() int {
 
 // Run runs the CLI with args and returns the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	defer beginSession(ctx, stderr)()
 	root := newRoot(stdout, stderr)
 	root.SetArgs(terraformFlags(args))
 	err := root.ExecuteContext(ctx)
@@ -96,6 +97,7 @@ Kubernetes or batch services.`,
 	root.AddCommand(
 		newInitCmd(), newFmtCmd(), newValidateCmd(), newPlanCmd(), newApplyCmd(), newGraphCmd(), newVersionCmd(),
 		newRunsCmd(), newMetricsCmd(), newModelsCmd(), newLineageCmd(), newStateCmd(), newGCCmd(), newPolicyCmd(), newReviewCmd(),
+		newPluginsCmd(), newPluginServeCmd(),
 	)
 	return root
 }
