@@ -27,6 +27,9 @@ import (
 type State interface {
 	// Serial is the state's change counter, recorded in the plan.
 	Serial() int64
+	// Prepare is told every step before the diff asks about them one by
+	// one, so a state can answer from a few bulk reads.
+	Prepare(steps []*schema.Step)
 	// Lookup reports whether a successful result for the cache key exists
 	// with its artifacts intact. When it does not, reason may say why a
 	// result that existed cannot be used ("artifact model is missing").
@@ -49,6 +52,7 @@ type State interface {
 // EmptyState is a State with nothing in it.
 type EmptyState struct{}
 
+func (EmptyState) Prepare([]*schema.Step)                        {}
 func (EmptyState) Serial() int64                                 { return 0 }
 func (EmptyState) Lookup(string) (bool, string)                  { return false, "" }
 func (EmptyState) LastKeyParts(string) (map[string]string, bool) { return nil, false }
@@ -312,6 +316,7 @@ func passDiff(ctx context.Context, c *compilation) diag.Diagnostics {
 			ds = append(ds, diag.Errorf("bad-target", r, nil, "-replace %s matches no step in the plan", r))
 		}
 	}
+	st.Prepare(p.Steps)
 	runs := map[string]string{} // address -> why it runs, for downstream reasons
 	for _, s := range p.Steps {
 		s.Action, s.Reason = decide(s, st, replace, runs)

@@ -243,7 +243,9 @@ func (p *Plan) Step(addr string) *Step {
 	return nil
 }
 
-// Encode renders the plan file: indented JSON with its checksum set.
+// Encode renders the plan file: indented JSON with its checksum set. The
+// checksum is the last field, so the file is marshalled once with it empty,
+// hashed, and the hash written into its place.
 func (p *Plan) Encode() ([]byte, error) {
 	p.Checksum = ""
 	body, err := marshal(p)
@@ -252,7 +254,15 @@ func (p *Plan) Encode() ([]byte, error) {
 	}
 	sum := sha256.Sum256(body)
 	p.Checksum = "sha256:" + hex.EncodeToString(sum[:])
-	return marshal(p)
+	const empty = `"checksum": ""`
+	i := bytes.LastIndex(body, []byte(empty))
+	if i < 0 {
+		return marshal(p) // cannot happen: Checksum is the last field
+	}
+	out := make([]byte, 0, len(body)+len(p.Checksum))
+	out = append(out, body[:i]...)
+	out = append(out, `"checksum": "`+p.Checksum+`"`...)
+	return append(out, body[i+len(empty):]...), nil
 }
 
 func marshal(p *Plan) ([]byte, error) {

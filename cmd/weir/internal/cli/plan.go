@@ -88,9 +88,11 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 	}
 	warn(cmd.ErrOrStderr(), ds)
 	p := res.Plan
-	data, err := p.Encode()
-	if err != nil {
-		return err
+	var data []byte
+	if f.out != "" || f.json {
+		if data, err = p.Encode(); err != nil {
+			return err
+		}
 	}
 	if f.out != "" {
 		if err := os.WriteFile(f.out, data, 0o644); err != nil {

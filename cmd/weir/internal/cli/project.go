@@ -12,6 +12,7 @@ import (
 
 	"weir.dev/weir/runtime/artifact"
 	"weir.dev/weir/runtime/state"
+	"weir.dev/weir/schema"
 )
 
 // project is a project folder with its state and artifact store open.
@@ -80,6 +81,31 @@ type planState struct {
 	db     *state.DB
 	store  *artifact.Store
 	serial int64
+
+	// Filled by Prepare from bulk reads; nil maps mean "ask one by one".
+	hits      map[string]*state.Execution
+	parts     map[string]map[string]string
+	durations map[string]time.Duration
+}
+
+// Prepare reads in three queries what the diff and the estimate will ask
+// about every step.
+func (s *planState) Prepare(steps []*schema.Step) {
+	keys := make([]string, 0, len(steps))
+	addrs := make([]string, 0, len(steps))
+	for _, st := range steps {
+		keys = append(keys, st.CacheKey)
+		addrs = append(addrs, st.Address)
+	}
+	if hits, err := s.db.LookupCacheMany(s.ctx, keys); err == nil {
+		s.hits = hits
+	}
+	if parts, err := s.db.LastKeyPartsMany(s.ctx, addrs); err == nil {
+		s.parts = parts
+	}
+	if d, err := s.db.TypicalDurations(s.ctx); err == nil {
+		s.durations = d
+	}
 }
 
 func newPlanState(ctx context.Context, p *project) (*planState, error) {
@@ -93,8 +119,13 @@ func newPlanState(ctx context.Context, p *project) (*planState, error) {
 func (s *planState) Serial() int64 { return s.serial }
 
 func (s *planState) Lookup(key string) (bool, string) {
-	e, ok, err := s.db.LookupCache(s.ctx, key)
-	if err != nil || !ok {
+	var e *state.Execution
+	if s.hits != nil {
+		e = s.hits[key]
+	} else if found, ok, err := s.db.LookupCache(s.ctx, key); err == nil && ok {
+		e = found
+	}
+	if e == nil {
 		return false, ""
 	}
 	for _, o := range e.Outputs {
@@ -110,6 +141,10 @@ func (s *planState) Lookup(key string) (bool, string) {
 }
 
 func (s *planState) LastKeyParts(address string) (map[string]string, bool) {
+	if s.parts != nil {
+		p, ok := s.parts[address]
+		return p, ok
+	}
 	return s.db.LastKeyParts(s.ctx, address)
 }
 
@@ -143,6 +178,10 @@ func aliasDigest(ctx context.Context, db *state.DB, model, alias string) (string
 
 // TypicalDuration is a step's usual duration from the state's history.
 func (s *planState) TypicalDuration(address string) (time.Duration, bool) {
+	if s.durations != nil {
+		d, ok := s.durations[address]
+		return d, ok
+	}
 	return s.db.TypicalDuration(s.ctx, address)
 }
 
