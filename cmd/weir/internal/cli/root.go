@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -33,6 +34,15 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// WEIR_CPUPROFILE=FILE writes a CPU profile of the command, for
+	// `go tool pprof`.
+	if path := os.Getenv("WEIR_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
