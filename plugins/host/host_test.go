@@ -21,7 +21,7 @@ import (
 )
 
 // open starts this test binary as a plugin serving mode.
-func open(t *testing.T, mode string, o host.Options) (*host.Plugin, error) {
+func open(t testing.TB, mode string, o host.Options) (*host.Plugin, error) {
 	t.Helper()
 	self, err := os.Executable()
 	require.NoError(t, err)
@@ -41,7 +41,7 @@ func open(t *testing.T, mode string, o host.Options) (*host.Plugin, error) {
 	return p, err
 }
 
-func mustOpen(t *testing.T, mode string, o host.Options) *host.Plugin {
+func mustOpen(t testing.TB, mode string, o host.Options) *host.Plugin {
 	t.Helper()
 	p, err := open(t, mode, o)
 	require.NoError(t, err)

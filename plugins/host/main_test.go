@@ -126,7 +126,9 @@ func (*instant) Describe(context.Context) (*backend.Description, error) {
 	return &backend.Description{Name: "instant", ProtocolVersion: backend.ProtocolVersion}, nil
 }
 
-func (*instant) Lower(context.Context, *schema.Step) (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
+func (*instant) Lower(context.Context, *schema.Step) (json.RawMessage, error) {
+	return json.RawMessage(`{}`), nil
+}
 
 func (i *instant) Submit(context.Context, *backend.Task) (string, error) {
 	i.mu.Lock()

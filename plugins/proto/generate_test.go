@@ -11,8 +11,8 @@ import (
 
 // The generators the committed code was made with (Makefile, generate).
 const (
-	protocVersion         = "libprotoc 3.21.12"
-	protocGenGoVersion    = "protoc-gen-go v1.36.12"
+	protocVersion          = "libprotoc 3.21.12"
+	protocGenGoVersion     = "protoc-gen-go v1.36.12"
 	protocGenGoGRPCVersion = "protoc-gen-go-grpc 1.6.2"
 )
 

@@ -250,4 +250,3 @@ func newPluginServeCmd() *cobra.Command {
 	cmd.AddCommand(serve)
 	return cmd
 }
-

@@ -1,0 +1,128 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"weir.dev/weir/plugins/host"
+	"weir.dev/weir/plugins/local"
+	"weir.dev/weir/runtime/backend"
+	"weir.dev/weir/runtime/state"
+	"weir.dev/weir/schema"
+)
+
+// The protocol's cost, measured two ways:
+//
+//   - BenchmarkNoop1000: 1,000 no-op steps (`true <i>`, a DAG of width 100,
+//     2 at a time, a real state file and artifact store) applied through the
+//     local backend in-process, then through the same backend served as a
+//     plugin process, in the same run. It reports both times per step, their
+//     ratio (the goal is at most 1.2) and the difference per step.
+//   - BenchmarkRoundTrip: Submit and Watch of a task that ends at once,
+//     in-process and over the protocol: the protocol's own cost per step.
+//
+// Run them with
+//
+//	go test ./plugins/host -run '^$' -bench . -benchtime 3x
+
+// noopPlan is n steps `true <i>`, step i needing step i-w.
+func noopPlan(n, w int) *schema.Plan {
+	p := &schema.Plan{FormatVersion: schema.PlanFormatVersion, Project: "bench"}
+	name := func(i int) string { return fmt.Sprintf("tasks.t%05d", i) }
+	for i := 0; i < n; i++ {
+		s := &schema.Step{Address: name(i), Kind: "task", Element: name(i), Backend: "local", Action: schema.ActionRun,
+			Run:      &schema.StepRun{Command: []string{"true", strconv.Itoa(i)}},
+			CacheKey: fmt.Sprintf("sha256:%064x", i+1)}
+		if i >= w {
+			s.Needs = []string{name(i - w)}
+		}
+		p.Steps = append(p.Steps, s)
+	}
+	return p
+}
+
+// timeApply applies the plan in a fresh project and returns how long it took.
+func timeApply(b testing.TB, plan *schema.Plan, be backend.Interface) time.Duration {
+	p := newProject(b)
+	start := time.Now()
+	rep, err := p.apply(b, plan, map[string]backend.Interface{"local": be}, 2, false)
+	d := time.Since(start)
+	require.NoError(b, err)
+	if rep.Counts[state.StatusSucceeded] != len(plan.Steps) {
+		b.Fatalf("%d of %d steps succeeded", rep.Counts[state.StatusSucceeded], len(plan.Steps))
+	}
+	return d
+}
+
+func BenchmarkNoop1000(b *testing.B) {
+	const n = 1000
+	plan := noopPlan(n, 100)
+	plugin := mustOpen(b, "local", host.Options{})
+	in := local.New(0)
+	var tin, tout time.Duration
+	for b.Loop() {
+		tin += timeApply(b, plan, in)
+		tout += timeApply(b, plan, plugin)
+	}
+	perIn := float64(tin.Microseconds()) / float64(b.N*n)
+	perOut := float64(tout.Microseconds()) / float64(b.N*n)
+	b.ReportMetric(perIn, "µs/step-in-process")
+	b.ReportMetric(perOut, "µs/step-plugin")
+	b.ReportMetric(perOut/perIn, "ratio")
+	b.ReportMetric(perOut-perIn, "µs/step-overhead")
+}
+
+func BenchmarkRoundTrip(b *testing.B) {
+	plugin := mustOpen(b, "instant", host.Options{})
+	for _, c := range []struct {
+		name string
+		be   backend.Interface
+	}{{"in-process", &instant{}}, {"plugin", plugin}} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			t := &backend.Task{RunID: "r", Step: "tasks.x", Argv: []string{"true"}, Env: map[string]string{"PATH": "/bin"}}
+			for b.Loop() {
+				id, err := c.be.Submit(ctx, t)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.be.Watch(ctx, id, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/step")
+		})
+	}
+}
+
+// TestSpeed applies 1,000 no-op steps in-process and through the plugin
+// and fails if the plugin is more than 1.2 times slower. Timing on a shared
+// machine is noisy, so it runs only when WEIR_SPEED_TEST=1 (CI machines of
+// their own, and the note's figures).
+func TestSpeed(t *testing.T) {
+	if os.Getenv("WEIR_SPEED_TEST") != "1" {
+		t.Skip("set WEIR_SPEED_TEST=1 to measure")
+	}
+	plan := noopPlan(1000, 100)
+	plugin := mustOpen(t, "local", host.Options{})
+	in := local.New(0)
+	timeApply(t, plan, in) // warm up caches and the page cache
+	timeApply(t, plan, plugin)
+	var tin, tout time.Duration
+	for i := 0; i < 3; i++ {
+		tin += timeApply(t, plan, in)
+		tout += timeApply(t, plan, plugin)
+	}
+	ratio := float64(tout) / float64(tin)
+	t.Logf("1000 no-op steps: in-process %v, plugin %v per run; ratio %.3f; overhead %.0f µs/step",
+		tin/3, tout/3, ratio, float64((tout-tin).Microseconds())/3000)
+	if ratio > 1.2 {
+		t.Errorf("the out-of-process backend is %.2f times slower than in-process (goal: at most 1.2)", ratio)
+	}
+}
