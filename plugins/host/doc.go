@@ -7,7 +7,7 @@
 // It owns the plugin processes it starts: a plugin that dies mid-step fails
 // the step with the tail of its stderr and is started again on the next
 // Submit; a plugin that does not answer Cancel in time is killed with its
-// process group; Close stops them all and reaps them. Together with
-// plugins/sdk it is the only package that knows about gRPC and go-plugin;
-// it never prints.
+// process group; Close stops them all and reaps them. With plugins/sdk
+// (and plugins/internal/wire, which they share) it is the only code that
+// knows about gRPC and go-plugin; it never prints.
 package host

@@ -189,7 +189,8 @@ func (r *resolver) open(name string, cfg *schema.Backend) (backend.Interface, er
 	}
 	lock.Plugins[kind] = &schema.LockedPlugin{SHA256: opts.SHA256, Protocol: d.ProtocolVersion, Version: d.Version}
 	if err := schema.WriteLock(r.dir, lock); err != nil {
-		return nil, fmt.Errorf("recording plugin %s in %s: %v", kind, schema.LockFile, err)
+		return nil, fmt.Errorf("backend plugin %s is not pinned in %s, and the lock cannot be written (%v): run weir init -upgrade where it can be, and commit %s",
+			kind, schema.LockFile, err, schema.LockFile)
 	}
 	fmt.Fprintf(r.stderr, "note: pinned backend plugin %s %s (%s) in %s\n", kind, d.Version, opts.SHA256, schema.LockFile)
 	return p, nil
