@@ -184,10 +184,16 @@ func (r *resolver) open(name string, cfg *schema.Backend) (backend.Interface, er
 		return nil, err
 	}
 	d := p.(*host.Plugin).Description()
+	// Read the lock again: what else wrote it since (image pins) is kept.
+	lock, err = schema.ReadLock(r.dir)
+	if err != nil {
+		return nil, err
+	}
 	if lock.Plugins == nil {
 		lock.Plugins = map[string]*schema.LockedPlugin{}
 	}
 	lock.Plugins[kind] = &schema.LockedPlugin{SHA256: opts.SHA256, Protocol: d.ProtocolVersion, Version: d.Version}
+	r.lock = lock
 	if err := schema.WriteLock(r.dir, lock); err != nil {
 		return nil, fmt.Errorf("backend plugin %s is not pinned in %s, and the lock cannot be written (%v): run weir init -upgrade where it can be, and commit %s",
 			kind, schema.LockFile, err, schema.LockFile)
