@@ -73,12 +73,17 @@ type Backend struct {
 	// images read from it, for deriving code images.
 	images map[string]*imageEntry
 	bases  map[string]v1.Image
+	// cleaned are the runs whose first task cleaned up after earlier ones;
+	// locks the pins of weir.lock by project folder.
+	cleaned map[string]bool
+	locks   map[string]Lock
 }
 
 var _ backend.Interface = (*Backend)(nil)
 
 type imageEntry struct {
 	once sync.Once
+	ref  string // what to run, for a pinned image
 	err  error
 }
 
@@ -112,14 +117,24 @@ func (e *EngineError) Unwrap() error { return e.Err }
 
 // New connects to the engine and checks that it answers (within 10s).
 func New(ctx context.Context, o Options) (*Backend, error) {
+	b := Unconnected(o)
 	cli, err := connect(ctx, o.Host)
 	if err != nil {
 		return nil, err
 	}
+	b.cli = cli
+	return b, nil
+}
+
+// Unconnected returns a backend that connects to the engine at its first
+// task, the way weir builds its built-in backends (Configure then gives it
+// its settings).
+func Unconnected(o Options) *Backend {
 	if o.Keychain == nil {
 		o.Keychain = authn.DefaultKeychain
 	}
-	return &Backend{o: o, cli: cli, tasks: map[string]*task{}, images: map[string]*imageEntry{}, bases: map[string]v1.Image{}}, nil
+	return &Backend{o: o, tasks: map[string]*task{}, images: map[string]*imageEntry{}, bases: map[string]v1.Image{},
+		cleaned: map[string]bool{}, locks: map[string]Lock{}}
 }
 
 func connect(ctx context.Context, host string) (*client.Client, error) {
@@ -141,18 +156,32 @@ func connect(ctx context.Context, host string) (*client.Client, error) {
 }
 
 // Configure takes the spec's settings: the engine's address (host), the
-// project's registry and the machine's GPUs. It is called before any task.
+// project's registry and the machine's GPUs. It is called before any task;
+// the engine is reached at the first task (or Describe), so that planning,
+// which only lowers steps, needs no engine.
 func (b *Backend) Configure(ctx context.Context, cfg *schema.Backend) error {
-	if cfg.Host != "" && cfg.Host != b.o.Host {
-		cli, err := connect(ctx, cfg.Host)
-		if err != nil {
-			return err
-		}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cfg.Host != b.o.Host && b.cli != nil {
 		b.cli.Close()
-		b.cli, b.o.Host = cli, cfg.Host
+		b.cli = nil
 	}
-	b.o.Registry, b.o.GPUs = cfg.Registry, cfg.GPUs
+	b.o.Host, b.o.Registry, b.o.GPUs = cfg.Host, cfg.Registry, cfg.GPUs
 	return nil
+}
+
+// engine returns the connection to the engine, made on first use.
+func (b *Backend) engine(ctx context.Context) (*client.Client, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cli == nil {
+		cli, err := connect(ctx, b.o.Host)
+		if err != nil {
+			return nil, err
+		}
+		b.cli = cli
+	}
+	return b.cli, nil
 }
 
 var _ backend.Configurer = (*Backend)(nil)
@@ -180,14 +209,23 @@ func (b *Backend) SetTraffic(context.Context, string, []backend.Split) (*backend
 func (b *Backend) Undeploy(context.Context, string, time.Duration) error { return errNoServices }
 
 // Client is the engine's API client, for the daemon package of
-// go-containerregistry (resolving and loading images).
-func (b *Backend) Client() *client.Client { return b.cli }
+// go-containerregistry (resolving and loading images); nil before the
+// backend has reached the engine.
+func (b *Backend) Client() *client.Client {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cli
+}
 
 // Describe tells what the engine offers.
 func (b *Backend) Describe(ctx context.Context) (*backend.Description, error) {
 	d := &backend.Description{Name: "docker", Version: Version, ProtocolVersion: backend.ProtocolVersion,
 		GPUs: b.o.GPUs, MaxParallelism: runtime.NumCPU()}
-	if info, err := b.cli.Info(ctx, client.InfoOptions{}); err == nil && info.Info.NCPU > 0 {
+	cli, err := b.engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info, err := cli.Info(ctx, client.InfoOptions{}); err == nil && info.Info.NCPU > 0 {
 		d.MaxParallelism = info.Info.NCPU
 	}
 	return d, nil
@@ -197,11 +235,18 @@ func (b *Backend) Describe(ctx context.Context) (*backend.Description, error) {
 // code folder as a layer of its own when the step has one), creates its
 // container under the step contract and starts it.
 func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
-	ref, err := b.image(ctx, t)
+	if _, err := b.engine(ctx); err != nil {
+		return "", err
+	}
+	o, err := b.project(ctx, t)
 	if err != nil {
 		return "", err
 	}
-	sp, err := containerSpec(t, ref, &b.o)
+	ref, err := b.image(ctx, t, o)
+	if err != nil {
+		return "", err
+	}
+	sp, err := containerSpec(t, ref, o)
 	if err != nil {
 		return "", err
 	}
@@ -426,21 +471,35 @@ func (b *Backend) Close() error {
 	for id := range b.tasks {
 		ids = append(ids, id)
 	}
+	cli := b.cli
 	b.mu.Unlock()
+	if cli == nil {
+		return nil
+	}
 	for _, id := range ids {
 		b.remove(id)
 	}
-	return b.cli.Close()
+	return cli.Close()
 }
 
-// Cleanup removes the containers of this project that no task of this
-// backend owns: those left by a weir that was killed. Call it when a run
+// Cleanup removes the containers of this project (of its folder, when
+// Options.ProjectDir is set) that no task of this backend owns: those left by a weir that was killed. Call it when a run
 // starts, under the state's lock (no other apply of the project runs). It
 // returns how many it removed.
 func (b *Backend) Cleanup(ctx context.Context) (int, error) {
-	f := client.Filters{}.Add("label", LabelProject+"="+b.o.Project)
-	if b.o.ProjectDir != "" {
-		f = f.Add("label", LabelDir+"="+b.o.ProjectDir)
+	if _, err := b.engine(ctx); err != nil {
+		return 0, err
+	}
+	return b.cleanup(ctx, b.o.Project, b.o.ProjectDir, "")
+}
+
+// cleanup removes the project's containers but those of run keep and of
+// tasks this backend follows.
+func (b *Backend) cleanup(ctx context.Context, project, dir, keep string) (int, error) {
+	// The folder names the project better than its name, which may change.
+	f := client.Filters{}.Add("label", LabelProject+"="+project)
+	if dir != "" {
+		f = client.Filters{}.Add("label", LabelDir+"="+dir)
 	}
 	list, err := b.cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
 	if err != nil {
@@ -448,7 +507,7 @@ func (b *Backend) Cleanup(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, c := range list.Items {
-		if _, ours := b.get(c.ID); ours {
+		if _, ours := b.get(c.ID); ours || (keep != "" && c.Labels[LabelRun] == keep) {
 			continue
 		}
 		if _, err := b.cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -459,18 +518,75 @@ func (b *Backend) Cleanup(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// project returns the options a task runs under: the project folder, when
+// not configured, is the one holding the task's work folder
+// (PROJECT/.weir/runs/RUN/STEP, the executor's layout), the project's
+// name its base name, and the pins, when not given, those of the
+// project's weir.lock. The first task of a run removes the containers that
+// earlier runs of the project left behind (a killed weir's): no other
+// apply of the project runs meanwhile, the state's lock sees to that.
+func (b *Backend) project(ctx context.Context, t *backend.Task) (*Options, error) {
+	o := b.o
+	if o.ProjectDir == "" {
+		if i := strings.Index(t.WorkDir, string(filepath.Separator)+filepath.Join(".weir", "runs")+string(filepath.Separator)); i > 0 {
+			o.ProjectDir = t.WorkDir[:i]
+		}
+	}
+	if o.Project == "" && o.ProjectDir != "" {
+		o.Project = filepath.Base(o.ProjectDir)
+	}
+	if o.ProjectDir == "" {
+		return &o, nil
+	}
+	b.mu.Lock()
+	pins, read := b.locks[o.ProjectDir]
+	b.mu.Unlock()
+	if o.Images == nil && !read {
+		l, err := schema.ReadLock(o.ProjectDir)
+		if err != nil {
+			return nil, err
+		}
+		pins = FromLock(l)
+		b.mu.Lock()
+		b.locks[o.ProjectDir] = pins
+		b.mu.Unlock()
+	}
+	if o.Images == nil {
+		o.Images = pins
+	}
+	if t.RunID == "" {
+		return &o, nil
+	}
+	b.mu.Lock()
+	first := !b.cleaned[t.RunID]
+	b.cleaned[t.RunID] = true
+	b.mu.Unlock()
+	if first {
+		if n, err := b.cleanup(ctx, o.Project, o.ProjectDir, t.RunID); err == nil && n > 0 && t.LogPath != "" {
+			if f, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+				fmt.Fprintf(f, "weir: removed %d container(s) that an earlier run of this project left behind\n", n)
+				f.Close()
+			}
+		}
+	}
+	return &o, nil
+}
+
 // image returns the reference the task's container runs: its image,
 // pinned when the lock pins it, present in the engine, and derived with
 // the code folder when the step has one.
-func (b *Backend) image(ctx context.Context, t *backend.Task) (string, error) {
+func (b *Backend) image(ctx context.Context, t *backend.Task, o *Options) (string, error) {
 	if t.Image == "" {
 		return "", errors.New("the docker backend runs steps in images, and this step names none (run.image)")
 	}
 	ref := t.Image
-	if p, ok := b.o.Images[t.Image]; ok && p.Digest != "" {
-		ref = p.Reference()
-	}
-	if err := b.ensure(ctx, ref); err != nil {
+	if p, ok := o.Images[t.Image]; ok && p.Digest != "" {
+		pinned, err := b.ensurePinned(ctx, p)
+		if err != nil {
+			return "", err
+		}
+		ref = pinned
+	} else if err := b.ensure(ctx, ref); err != nil {
 		return "", err
 	}
 	if t.Dir == "" || filepath.Clean(t.Dir) == filepath.Clean(t.WorkDir) {
@@ -487,7 +603,7 @@ func (b *Backend) image(ctx context.Context, t *backend.Task) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("packaging the code folder: %w", err)
 	}
-	tag, err := DerivedTag(b.o.Registry, b.o.Project, t.Step, img)
+	tag, err := DerivedTag(o.Registry, o.Project, t.Step, img)
 	if err != nil {
 		return "", err
 	}
@@ -526,6 +642,57 @@ func (b *Backend) ensure(ctx context.Context, ref string) error {
 		b.mu.Unlock()
 	}
 	return e.err
+}
+
+// ensurePinned finds a pinned image in the engine, as REPO@DIGEST or, for
+// an image the engine alone has, as its ID, pulling REPO@DIGEST when
+// neither is there. It returns the reference to run.
+func (b *Backend) ensurePinned(ctx context.Context, p Pin) (string, error) {
+	key := "pin " + p.Ref + " " + p.Digest
+	b.mu.Lock()
+	e := b.images[key]
+	if e == nil {
+		e = &imageEntry{}
+		b.images[key] = e
+	}
+	b.mu.Unlock()
+	e.once.Do(func() {
+		var candidates []string
+		byDigest := ""
+		if p.Source != SourceEngine {
+			byDigest = Pin{Ref: p.Ref, Digest: p.Digest}.Reference()
+			candidates = append(candidates, byDigest)
+		}
+		candidates = append(candidates, p.Digest)
+		for _, c := range candidates {
+			_, err := b.cli.ImageInspect(ctx, c)
+			if err == nil {
+				e.ref = c
+				return
+			}
+			if !cerrdefs.IsNotFound(err) {
+				e.err = b.engineErr("inspecting image "+c, err)
+				return
+			}
+		}
+		if byDigest == "" {
+			e.err = fmt.Errorf("image %s (pinned to %s in weir.lock) is not in the Docker engine, which alone had it", p.Ref, p.Digest)
+			return
+		}
+		if err := b.pull(ctx, byDigest); err != nil {
+			e.err = fmt.Errorf("image %s (pinned to %s in weir.lock) is not in the Docker engine and pulling it failed: %v", p.Ref, p.Digest, err)
+			return
+		}
+		e.ref = byDigest
+	})
+	if e.err != nil {
+		b.mu.Lock()
+		if b.images[key] == e {
+			delete(b.images, key)
+		}
+		b.mu.Unlock()
+	}
+	return e.ref, e.err
 }
 
 func (b *Backend) pull(ctx context.Context, ref string) error {

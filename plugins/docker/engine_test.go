@@ -195,6 +195,73 @@ func TestCleanupLeftovers(t *testing.T) {
 	require.NoError(t, neighbour.Cancel(ctx, id2, 0))
 }
 
+// TestNextApplyCleansUp: the first task of a run removes the containers an
+// earlier, killed run of the same project left, the project found from the
+// executor's layout of work folders (PROJECT/.weir/runs/RUN/STEP).
+func TestNextApplyCleansUp(t *testing.T) {
+	ctx := context.Background()
+	project := t.TempDir()
+	killed := newBackend(t, docker.Options{})
+	img := stepImage(t, killed)
+	w1 := newWorkIn(t, filepath.Join(project, ".weir", "runs", "run1", "tasks.a"), img, "step", "sleep", "5m")
+	w1.task.RunID = "run1"
+	_, err := killed.Submit(ctx, w1.task)
+	require.NoError(t, err)
+	require.Len(t, containersOf(t, killed, "run1"), 1)
+
+	next := docker.Unconnected(docker.Options{})
+	require.NoError(t, next.Configure(ctx, &schema.Backend{Kind: "docker"}))
+	t.Cleanup(func() { next.Close() })
+	w2 := newWorkIn(t, filepath.Join(project, ".weir", "runs", "run2", "tasks.a"), img, "step", "noop")
+	w2.task.RunID = "run2"
+	res, _ := run(t, next, w2.task)
+	require.Equal(t, backend.StateSucceeded, res.State, res.Message)
+	assert.Empty(t, containersOf(t, next, "run1"))
+	assert.Contains(t, w2.read("log.txt"), "weir: removed 1 container(s) that an earlier run of this project left behind")
+}
+
+// TestPinsFromWeirLock: with no pins given, the backend runs the images the
+// project's weir.lock pins, by digest.
+func TestPinsFromWeirLock(t *testing.T) {
+	ctx := context.Background()
+	project := t.TempDir()
+	b := newBackend(t, docker.Options{})
+	img := stepImage(t, b)
+	pin, err := (&docker.Resolver{Engine: b.Client()}).Resolve(ctx, img, nil)
+	require.NoError(t, err)
+	missing := "sha256:" + strings.Repeat("0", 64)
+	lock := &schema.Lock{FormatVersion: schema.LockFormatVersion, Images: docker.Lock{
+		"step:pinned":        {Ref: "step:pinned", Digest: pin.Digest},
+		"127.0.0.1:9/gone:1": {Ref: "127.0.0.1:9/gone:1", Digest: missing},
+	}.Images()}
+	require.NoError(t, schema.WriteLock(project, lock))
+
+	fresh := newBackend(t, docker.Options{})
+	w := newWorkIn(t, filepath.Join(project, ".weir", "runs", "r1", "tasks.a"), "step:pinned", "step", "noop")
+	res, _ := run(t, fresh, w.task)
+	assert.Equal(t, backend.StateSucceeded, res.State, "the engine's image, by the ID weir.lock pins: %s", res.Message)
+
+	w = newWorkIn(t, filepath.Join(project, ".weir", "runs", "r1", "tasks.b"), "127.0.0.1:9/gone:1", "step", "noop")
+	_, err = fresh.Submit(ctx, w.task)
+	assert.ErrorContains(t, err, "image 127.0.0.1:9/gone:1 (pinned to "+missing+" in weir.lock) is not in the Docker engine and pulling it failed")
+}
+
+func TestConfigure(t *testing.T) {
+	ctx := context.Background()
+	b := docker.Unconnected(docker.Options{})
+	raw, err := b.Lower(ctx, &schema.Step{Run: &schema.StepRun{Image: "i", Command: []string{"x"}}})
+	require.NoError(t, err, "lowering needs no engine")
+	assert.Contains(t, string(raw), `"image":"i"`)
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	require.NoError(t, b.Configure(ctx, &schema.Backend{Kind: "docker", Host: "unix://" + sock}), "the engine is reached at the first task")
+	_, err = b.Submit(ctx, newWork(t, "i", "x").task)
+	var ee *docker.EngineError
+	require.ErrorAs(t, err, &ee)
+	assert.Contains(t, ee.Error(), sock)
+	_, err = b.Describe(ctx)
+	require.ErrorAs(t, err, &ee)
+}
+
 func TestImageMissingAndNotPullable(t *testing.T) {
 	b := newBackend(t, docker.Options{})
 	w := newWork(t, "127.0.0.1:9/weir/missing:1", "step", "noop")

@@ -146,7 +146,12 @@ var taskSeq int
 
 func newWork(t testing.TB, image string, argv ...string) *work {
 	t.Helper()
-	dir := t.TempDir()
+	return newWorkIn(t, t.TempDir(), image, argv...)
+}
+
+// newWorkIn lays out a work folder at dir.
+func newWorkIn(t testing.TB, dir, image string, argv ...string) *work {
+	t.Helper()
 	for _, d := range []string{"in", "out", "tmp"} {
 		require.NoError(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}

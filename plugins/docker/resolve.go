@@ -12,6 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"weir.dev/weir/schema"
 )
 
 // Where a pin's digest comes from.
@@ -45,6 +47,29 @@ func (p Pin) Reference() string {
 
 // Lock is the images part of weir.lock: pins by reference as written.
 type Lock map[string]Pin
+
+// FromLock reads the pins of weir.lock (schema.Lock.Images, reference to
+// digest). Their source is not recorded there: a digest is run as
+// REPO@DIGEST when the engine has that, else as an image ID.
+func FromLock(l *schema.Lock) Lock {
+	out := Lock{}
+	if l == nil {
+		return out
+	}
+	for ref, d := range l.Images {
+		out[ref] = Pin{Ref: ref, Digest: d}
+	}
+	return out
+}
+
+// Images is the lock as weir.lock keeps it: reference to digest.
+func (l Lock) Images() map[string]string {
+	out := make(map[string]string, len(l))
+	for ref, p := range l {
+		out[ref] = p.Digest
+	}
+	return out
+}
 
 // UnpinnedError says an image cannot be resolved offline: weir.lock does
 // not pin it.

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"weir.dev/weir/plugins/docker"
+	"weir.dev/weir/schema"
 )
 
 // newRegistry serves go-containerregistry's in-process registry over HTTP
@@ -143,4 +144,12 @@ func TestResolveUsesDockerConfigCredentials(t *testing.T) {
 	pin, err := r.Resolve(ctx, host+"/private/base:1", nil)
 	require.NoError(t, err)
 	assert.Equal(t, want.String(), pin.Digest)
+}
+
+func TestLockRoundTrip(t *testing.T) {
+	d := "sha256:" + strings.Repeat("b", 64)
+	l := docker.FromLock(&schema.Lock{Images: map[string]string{"python:3.12": d}})
+	assert.Equal(t, docker.Lock{"python:3.12": {Ref: "python:3.12", Digest: d}}, l)
+	assert.Equal(t, map[string]string{"python:3.12": d}, l.Images())
+	assert.Empty(t, docker.FromLock(nil))
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"weir.dev/weir/plugins/docker"
 	"weir.dev/weir/plugins/host"
 	"weir.dev/weir/plugins/local"
 	"weir.dev/weir/runtime/backend"
@@ -23,7 +24,8 @@ import (
 // settings). The same binary serves any of them as a plugin: weir plugin
 // serve KIND.
 var builtins = map[string]func() backend.Interface{
-	"local": func() backend.Interface { return local.New(0) },
+	"local":  func() backend.Interface { return local.New(0) },
+	"docker": func() backend.Interface { return docker.Unconnected(docker.Options{}) },
 }
 
 // builtinKinds lists the built-in kinds, sorted.
