@@ -46,6 +46,10 @@ type Options struct {
 	// the content of each part of a split spec, so an edit re-evaluates
 	// only the parts it touches.
 	CacheDir string
+	// ExtStr and ExtCode set a Jsonnet spec's external variables
+	// (std.extVar) to a string or to Jsonnet code; TLAStr and TLACode its
+	// top-level arguments when the spec is a function.
+	ExtStr, ExtCode, TLAStr, TLACode map[string]string
 }
 
 // Result is a loaded spec.
@@ -83,8 +87,10 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		return nil, diag.Diagnostics{diag.Errorf("load", "", nil, "reading the spec: %v", errText(err))}
 	}
 
+	// The Jsonnet front end reads variables and imports the cache key does
+	// not cover: it is evaluated every time.
 	var key string
-	if opts.CacheDir != "" {
+	if opts.CacheDir != "" && specLang(files[0]) == "cue" {
 		key, err = cacheKey(abs, srcs)
 		if err == nil {
 			if c, ok := readCache(opts.CacheDir, key); ok {
@@ -94,9 +100,19 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		}
 	}
 
-	p, sm, ok := evaluateSplit(ctx, abs, srcs, opts.CacheDir)
-	if !ok {
-		p, sm, diags = evaluate(abs, files)
+	var (
+		p  *schema.Project
+		sm schema.SourceMap
+	)
+	switch specLang(files[0]) {
+	case "jsonnet":
+		p, sm, diags = evaluateJsonnet(abs, srcs[0], opts)
+	default:
+		var ok bool
+		p, sm, ok = evaluateSplit(ctx, abs, srcs, opts.CacheDir)
+		if !ok {
+			p, sm, diags = evaluate(abs, files)
+		}
 	}
 	if p == nil || diags.HasErrors() {
 		return nil, diags
@@ -131,7 +147,9 @@ func HashProject(p *schema.Project) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// specFiles lists the .cue files of the project folder (not cue.mod).
+// specFiles lists the spec files of the project folder: the .cue files (not
+// cue.mod) or weir.jsonnet. A folder holding specs in
+// two languages is an error naming a file of each.
 func specFiles(dir string) ([]string, diag.Diagnostics) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -144,17 +162,45 @@ func specFiles(dir string) ([]string, diag.Diagnostics) {
 	if err != nil {
 		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "reading %s: %v", dir, errText(err))}
 	}
-	var files []string
+	byLang := map[string][]string{}
 	for _, e := range ents {
-		if !e.IsDir() && strings.HasSuffix(e.Name(), ".cue") {
-			files = append(files, e.Name())
+		if e.IsDir() {
+			continue
+		}
+		if l := specLang(e.Name()); l != "" {
+			byLang[l] = append(byLang[l], e.Name())
 		}
 	}
-	if len(files) == 0 {
-		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "no weir.cue (or any .cue file) in %s: run `weir init` to create one", dir)}
+	var langs []string
+	for l := range byLang {
+		langs = append(langs, l)
 	}
+	sort.Strings(langs)
+	switch len(langs) {
+	case 0:
+		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "no weir.cue (or any .cue file) in %s: run `weir init` to create one, or write weir.jsonnet", dir)}
+	case 1:
+	default:
+		a, b := byLang[langs[0]], byLang[langs[1]]
+		sort.Strings(a)
+		sort.Strings(b)
+		return nil, diag.Diagnostics{diag.Errorf("mixed-spec", "", &diag.Range{Filename: b[0]},
+			"the project folder holds specs in two languages, %s and %s: keep one (weir convert translates a spec)", a[0], b[0])}
+	}
+	files := byLang[langs[0]]
 	sort.Strings(files)
 	return files, nil
+}
+
+// specLang is the language of a spec file name, "" for other files.
+func specLang(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".cue"):
+		return "cue"
+	case name == "weir.jsonnet":
+		return "jsonnet"
+	}
+	return ""
 }
 
 func errText(err error) string {
@@ -242,7 +288,14 @@ func evaluate(dir string, files []string) (*schema.Project, schema.SourceMap, di
 	if err := v.Err(); err != nil {
 		return nil, nil, conv.fromCUE(err, nil)
 	}
-	sm := sourceMap(dir, inst.Files)
+	return check(dir, def, v, sourceMap(dir, inst.Files))
+}
+
+// check unifies a spec's value with the schema, validates and decodes it;
+// sm says where its fields are written.
+func check(dir string, def, v cue.Value, sm schema.SourceMap) (*schema.Project, schema.SourceMap, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	conv := &converter{dir: dir}
 	u := def.Unify(v)
 	// Validate finds conflicts, closedness and bounds; incomplete values
 	// under column schemas and gates are constraints by design.

@@ -1,0 +1,149 @@
+// Weir quickstart in Jsonnet: the same project as examples/quickstart/weir.cue
+// (a tumour classifier, end to end, on this machine), and the same plan.
+//
+// A dataset's column constraints and a model's gates are CUE constraints,
+// written here as strings: 'int & >=1', '>=0.9'.
+//
+// The code folders, the data and the programs are those of
+// examples/quickstart (linked here).
+local features = import 'features.libsonnet';
+
+{
+  project: 'quickstart',
+  owner: 'ml-platform@example.com',
+  description: 'Classify breast tumours as malignant or benign from cell-nucleus measurements.',
+
+  backends: { 'local': { kind: 'local', parallelism: 2 } },
+
+  defaults: {
+    backend: 'local',
+    timeout: '10m',
+    resources: { cpu: 1, memory: '1Gi' },
+  },
+
+  datasets: {
+    tumors: {
+      description: 'Breast Cancer Wisconsin (Diagnostic), 569 tumours; CC BY 4.0, see data/LICENSE.md.',
+      source: {
+        kind: 'file',
+        uri: 'data/tumors.csv',
+        format: 'csv',
+        sha256: 'd591eb96bbf23030398d5e61facd2a382e06f49828dc75b2e2ef2b07f6467cde',
+      },
+      schema: {
+        id: 'int & >=1',
+        malignant: '0 | 1',
+      } + {
+        // Every measurement is non-negative; none may be null.
+        [f]: 'number & >=0'
+        for f in features
+      },
+      checks: {
+        minRows: 500,
+        maxNullFraction: { id: 0, malignant: 0 },
+        unique: ['id'],
+      },
+    },
+  },
+
+  features: {
+    tumor_v1: {
+      description: 'The 30 measurements as z-scores (mean and std of the training split only).',
+      from: 'datasets.tumors',
+      entity: 'id',
+      transform: {
+        command: ['python3', 'prepare.py'],
+        code: './features',
+      },
+    },
+  },
+
+  training: {
+    classifier: {
+      description: 'Logistic regression by gradient descent.',
+      features: 'features.tumor_v1',
+      command: ['python3', 'train.py'],
+      code: './train',
+      params: { epochs: 200 },
+      expectedDuration: '5s',
+      search: {
+        method: 'grid',
+        params: { lr: [0.05, 0.2, 0.5], l2: [0, 0.01] },
+        objective: { metric: 'auc', goal: 'maximize' },
+      },
+      evaluate: {
+        command: ['python3', 'evaluate.py'],
+        code: './train',
+      },
+    },
+  },
+
+  models: {
+    classifier: {
+      description: 'Probability that a tumour is malignant.',
+      from: 'training.classifier',
+      // Checked against the evaluate step's held-out metrics.
+      gates: { auc: '>=0.9', accuracy: '>=0.85' },
+      aliases: { production: 'latest' },
+    },
+  },
+
+  serving: {
+    classifier: {
+      model: 'models.classifier@production',
+      environment: 'development',
+      port: 8080,
+      autoscale: { min: 1, max: 2, targetRPS: 50 },
+      canary: {
+        steps: [50, 100],
+        interval: '1m',
+        rollbackOn: { errorRate: 0.01, latencyP99: '250ms' },
+      },
+      cache: { ttl: '5m' },
+      requestLog: { sample: 1.0 },
+    },
+  },
+
+  monitoring: {
+    classifier: {
+      drift: { reference: 'features.tumor_v1', method: 'psi', threshold: 0.2, schedule: '@hourly' },
+      alerts: [{ metric: 'latency_p99', above: '250ms', 'for': '5m', notify: 'webhook:http://localhost:9099/alerts' }],
+    },
+  },
+
+  // Batch inference over the feature set, on every apply (no schedule).
+  batch: {
+    scores: {
+      model: 'models.classifier@production',
+      input: 'features.tumor_v1',
+      command: ['python3', 'score.py'],
+      code: './score',
+    },
+  },
+
+  tasks: {
+    report: {
+      description: 'A Markdown summary of the latest scores.',
+      needs: ['batch.scores'],
+      command: ['python3', 'report.py'],
+      code: './report',
+      outputs: ['report'],
+    },
+  },
+
+  governance: {
+    owners: ['ml-platform@example.com'],
+    roles: {
+      apply: ['team:ml-platform'],
+      approve: ['team:ml-platform'],
+      promote: ['team:ml-platform'],
+    },
+    modelCard: {
+      intendedUse: 'Teaching and testing Weir: a small, real binary classification task.',
+      limitations: "569 tumours from one clinic (University of Wisconsin, 1990s); features are standardized with this data's statistics; not validated for any clinical use.",
+      ethicalConsiderations: 'Medical data: a model trained on it must not be used to diagnose anyone.',
+      license: 'Data: CC BY 4.0 (Wolberg, Mangasarian, Street & Street, UCI Machine Learning Repository, doi:10.24432/C5DW2B).',
+      contact: 'ml-platform@example.com',
+    },
+  },
+}
