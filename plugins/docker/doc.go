@@ -16,6 +16,17 @@
 // LayerFromDir), named by its content and loaded into the engine or pushed
 // to the project's registry.
 //
+// The Engine API client is github.com/moby/moby/client, the current module
+// of Docker's client, which go-containerregistry's daemon package needs
+// anyway (one client, not two); it negotiates the API version down to the
+// engine's (Debian's 20.10 speaks 1.41).
+//
+// The step's folders are bind-mounted, so the engine must run on the
+// machine running weir; an engine elsewhere needs the launcher of DESIGN
+// section 5, which moves artifacts in and out of the container (not built
+// yet). Derived images accumulate in the engine under weir.local/; nothing
+// prunes them yet.
+//
 // The package implements runtime/backend's interface. It never imports the
 // compiler, the executor, CUE or OPA; it never prints.
 package docker
