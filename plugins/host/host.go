@@ -181,7 +181,7 @@ func (p *Plugin) start(ctx context.Context, gen int) (*process, error) {
 	})
 	pr := &process{gen: gen, client: client, cmd: cmd, stderr: stderr}
 	fail := func(reason string) error {
-		client.Kill()
+		p.kill(pr) // with its process group: what it started holds its pipes
 		if m := pluginVersionRE.FindStringSubmatch(reason); m != nil {
 			v, _ := strconv.Atoi(m[1])
 			return &ProtocolError{Kind: o.Kind, Path: o.Path, Plugin: v, Weir: pb.ProtocolVersion}
@@ -219,14 +219,14 @@ func (p *Plugin) start(ctx context.Context, gen int) (*process, error) {
 	pr.rpc = raw.(pb.BackendClient)
 	settings, err := json.Marshal(o.Settings)
 	if err != nil {
-		client.Kill()
+		p.kill(pr)
 		return nil, err
 	}
 	if o.Settings == nil {
 		settings = nil
 	}
 	if _, err := pr.rpc.Configure(ctx, &pb.ConfigureRequest{Name: o.Name, SettingsJson: settings}); err != nil {
-		client.Kill()
+		p.kill(pr)
 		return nil, fmt.Errorf("backend %s (plugin %s): configuring: %w", o.Name, o.Kind, wire.ErrorFrom(err))
 	}
 	d, err := pr.rpc.Describe(ctx, &pb.DescribeRequest{})
@@ -234,7 +234,7 @@ func (p *Plugin) start(ctx context.Context, gen int) (*process, error) {
 		return nil, fail("Describe: " + wire.ErrorFrom(err).Error())
 	}
 	if int(d.ProtocolVersion) != pb.ProtocolVersion {
-		client.Kill()
+		p.kill(pr)
 		return nil, &ProtocolError{Kind: o.Kind, Path: o.Path, Plugin: int(d.ProtocolVersion), Weir: pb.ProtocolVersion}
 	}
 	pr.desc = wire.DescriptionFrom(d)
@@ -266,7 +266,9 @@ func (p *Plugin) kill(pr *process) {
 }
 
 // Close stops every plugin process: each is asked to shut down (it cancels
-// its running tasks), then killed if it has not exited after 2 seconds.
+// its running tasks), then killed if it has not exited after 2 seconds; if
+// what it started still holds its output open a second later, its process
+// group is killed too.
 func (p *Plugin) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -279,7 +281,19 @@ func (p *Plugin) Close() error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pr.client.Kill()
+			done := make(chan struct{})
+			go func() {
+				pr.client.Kill()
+				close(done)
+			}()
+			select {
+			case <-done:
+			case <-time.After(3 * time.Second):
+				if pr.cmd.Process != nil {
+					killGroup(pr.cmd.Process.Pid)
+				}
+				<-done
+			}
 		}()
 	}
 	wg.Wait()
@@ -449,15 +463,25 @@ func (p *Plugin) Cancel(ctx context.Context, id string, grace time.Duration) err
 	if pr.exited() {
 		return nil // the task ended with its plugin
 	}
-	cctx, cancel := context.WithTimeout(ctx, grace+p.opts.CancelMargin)
-	defer cancel()
-	_, err = pr.rpc.Cancel(cctx, &pb.CancelRequest{Id: rid, GraceNanos: int64(grace)})
+	// The deadline is kept here, not sent with the call: a plugin's own
+	// error and a plugin that does not answer must not be confused.
+	deadline := grace + p.opts.CancelMargin
+	done := make(chan error, 1)
+	go func() {
+		_, err := pr.rpc.Cancel(ctx, &pb.CancelRequest{Id: rid, GraceNanos: int64(grace)})
+		done <- err
+	}()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	select {
+	case err = <-done:
+	case <-timer.C:
+		p.kill(pr)
+		<-done // the call ends with the connection
+		return fmt.Errorf("backend plugin %s did not stop task %s within %v: killed the plugin", p.opts.Kind, id, deadline)
+	}
 	if err == nil {
 		return nil
-	}
-	if cctx.Err() != nil && ctx.Err() == nil {
-		p.kill(pr)
-		return fmt.Errorf("backend plugin %s did not stop task %s within %v: killed the plugin", p.opts.Kind, id, grace+p.opts.CancelMargin)
 	}
 	if transport(err) && pr.exited() {
 		return nil
