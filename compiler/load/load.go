@@ -1,7 +1,11 @@
 // Package load turns a project folder into the IR: it loads the spec's CUE
 // package (with a cue.mod module and its imports), unifies it with the
 // embedded schema, and decodes the result into a schema.Project together with
-// a SourceMap. It is the only package of Weir that imports cuelang.org/go.
+// a SourceMap. It is the only package of Weir that imports cuelang.org/go,
+// and it holds the HCL (weir.hcl, hcl.go) and Jsonnet (weir.jsonnet,
+// jsonnet.go) front ends, which evaluate to plain data that is built into a
+// CUE file positioned in their own source and checked the same way
+// (convert.go).
 //
 // Every problem a user can cause comes back as diag.Diagnostics with
 // file:line:col positions relative to the project folder; load never prints.
@@ -46,6 +50,10 @@ type Options struct {
 	// the content of each part of a split spec, so an edit re-evaluates
 	// only the parts it touches.
 	CacheDir string
+	// Vars set an HCL spec's variables (-var NAME=VALUE, WEIR_VAR_NAME):
+	// the text is read as an HCL expression when it parses as one whose
+	// type the variable accepts, else as a string.
+	Vars map[string]string
 	// ExtStr and ExtCode set a Jsonnet spec's external variables
 	// (std.extVar) to a string or to Jsonnet code; TLAStr and TLACode its
 	// top-level arguments when the spec is a function.
@@ -87,8 +95,8 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		return nil, diag.Diagnostics{diag.Errorf("load", "", nil, "reading the spec: %v", errText(err))}
 	}
 
-	// The Jsonnet front end reads variables and imports the cache key does
-	// not cover: it is evaluated every time.
+	// The HCL and Jsonnet front ends read variables and imports the cache
+	// key does not cover: they are evaluated every time.
 	var key string
 	if opts.CacheDir != "" && specLang(files[0]) == "cue" {
 		key, err = cacheKey(abs, srcs)
@@ -105,6 +113,8 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		sm schema.SourceMap
 	)
 	switch specLang(files[0]) {
+	case "hcl":
+		p, sm, diags = evaluateHCL(abs, srcs, opts)
 	case "jsonnet":
 		p, sm, diags = evaluateJsonnet(abs, srcs[0], opts)
 	default:
@@ -148,7 +158,7 @@ func HashProject(p *schema.Project) string {
 }
 
 // specFiles lists the spec files of the project folder: the .cue files (not
-// cue.mod) or weir.jsonnet. A folder holding specs in
+// cue.mod), or the .hcl files, or weir.jsonnet. A folder holding specs in
 // two languages is an error naming a file of each.
 func specFiles(dir string) ([]string, diag.Diagnostics) {
 	st, err := os.Stat(dir)
@@ -178,7 +188,7 @@ func specFiles(dir string) ([]string, diag.Diagnostics) {
 	sort.Strings(langs)
 	switch len(langs) {
 	case 0:
-		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "no weir.cue (or any .cue file) in %s: run `weir init` to create one, or write weir.jsonnet", dir)}
+		return nil, diag.Diagnostics{diag.Errorf("no-spec", "", nil, "no weir.cue (or any .cue file) in %s: run `weir init` to create one, or write weir.hcl or weir.jsonnet", dir)}
 	case 1:
 	default:
 		a, b := byLang[langs[0]], byLang[langs[1]]
@@ -197,6 +207,8 @@ func specLang(name string) string {
 	switch {
 	case strings.HasSuffix(name, ".cue"):
 		return "cue"
+	case strings.HasSuffix(name, ".hcl"):
+		return "hcl"
 	case name == "weir.jsonnet":
 		return "jsonnet"
 	}
