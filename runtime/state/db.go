@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -33,6 +34,16 @@ type DB struct {
 	path   string
 	host   string
 	lookup *sql.Stmt // LookupCache's prepared statement
+
+	// writer is held by the goroutine writing a transaction of this
+	// process; queue holds the writes waiting for it (see commit.go).
+	writer chan struct{}
+	qmu    sync.Mutex
+	queue  []*write
+	kick   chan struct{} // a write that must not wait was queued
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // prepared statements by query text
 }
 
 // Open opens the state database at path (normally <project>/.weir/state.db),
@@ -73,7 +84,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	sdb.SetMaxOpenConns(8)
 	sdb.SetMaxIdleConns(8)
 	host, _ := os.Hostname()
-	db := &DB{sql: sdb, path: path, host: host}
+	db := &DB{sql: sdb, path: path, host: host, writer: make(chan struct{}, 1), kick: make(chan struct{}, 1), stmts: map[string]*sql.Stmt{}}
 	if err := db.migrate(ctx); err != nil {
 		sdb.Close()
 		return nil, db.fail(err)
@@ -88,7 +99,58 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // Close closes the database. Unreleased locks stay in the file (see Lock).
 func (db *DB) Close() error {
 	db.lookup.Close()
+	db.stmtMu.Lock()
+	for _, s := range db.stmts {
+		s.Close()
+	}
+	db.stmts = map[string]*sql.Stmt{}
+	db.stmtMu.Unlock()
 	return db.sql.Close()
+}
+
+// prepared returns the statement for query, preparing it the first time.
+// SQLite compiles a statement's text anew each time it is run unprepared,
+// which costs more than running it: the statements of the per-step writes
+// are prepared once per connection.
+func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	s := db.stmts[query]
+	db.stmtMu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := db.sql.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if prev := db.stmts[query]; prev != nil {
+		s.Close()
+		return prev, nil
+	}
+	db.stmts[query] = s
+	return s, nil
+}
+
+// exec runs a prepared statement in the transaction.
+func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	s, err := t.db.prepared(t.ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return t.tx.StmtContext(t.ctx, s).ExecContext(t.ctx, args...)
+}
+
+// queryRow runs a prepared query in the transaction.
+func (t *Tx) queryRow(query string, args ...any) *sql.Row {
+	s, err := t.db.prepared(t.ctx, query)
+	if err != nil {
+		// A Row cannot be built with an error: let the transaction run the
+		// text, which reports the same error.
+		return t.tx.QueryRowContext(t.ctx, query, args...)
+	}
+	return t.tx.StmtContext(t.ctx, s).QueryRowContext(t.ctx, args...)
 }
 
 // Path returns the path the database was opened with.
@@ -257,34 +319,6 @@ type Tx struct {
 // transaction and fail after busy_timeout.
 func (db *DB) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	return db.fail(db.update(ctx, fn))
-}
-
-func (db *DB) update(ctx context.Context, fn func(tx *Tx) error) (err error) {
-	stx, err := db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	t := &Tx{ctx: ctx, tx: stx, db: db, write: true, now: time.Now()}
-	committed := false
-	defer func() {
-		t.finished = true
-		if !committed {
-			stx.Rollback()
-		}
-	}()
-	if err = fn(t); err != nil {
-		return err
-	}
-	if t.changed {
-		if _, err = stx.ExecContext(ctx, `UPDATE serial SET value = value + 1 WHERE id = 1`); err != nil {
-			return err
-		}
-	}
-	if err = stx.Commit(); err != nil {
-		return err
-	}
-	committed = true
-	return nil
 }
 
 // View runs fn in a read-only transaction: everything fn reads comes from one

@@ -67,6 +67,10 @@ type ExecutionResult struct {
 	// Metrics may be recorded whatever the status (a failed trial's
 	// partial curve is still useful).
 	Metrics []Metric
+	// KeyParts are the parts the execution's cache key was made of (see
+	// RecordKeyParts); they are recorded, in the same transaction, only
+	// for a succeeded or cached execution.
+	KeyParts map[string]string
 }
 
 // Artifact is a blob the state knows about.
@@ -92,20 +96,10 @@ func (db *DB) StartExecution(ctx context.Context, e Execution) (int64, error) {
 		if e.Started.IsZero() {
 			e.Started = tx.now
 		}
-		var st Status
-		err := tx.tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, e.RunID).Scan(&st)
-		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("run %q does not exist", e.RunID)
-		}
-		if err != nil {
+		if err := tx.runIsRunning(e.RunID, e.Address); err != nil {
 			return err
 		}
-		if st != StatusRunning {
-			return fmt.Errorf("state: run %s is %s, not running; it cannot start %s", e.RunID, st, e.Address)
-		}
-		res, err := tx.tx.ExecContext(ctx, `INSERT INTO executions (run_id, address, kind, cache_key, backend, status, attempt, exit_code, error, started, log_path)
-			VALUES (?, ?, ?, ?, ?, 'running', ?, 0, '', ?, ?)`,
-			e.RunID, e.Address, e.Kind, e.CacheKey, e.Backend, e.Attempt, fmtTime(e.Started), e.LogPath)
+		res, err := tx.exec(insertExecution, e.RunID, e.Address, e.Kind, e.CacheKey, e.Backend, StatusRunning, e.Attempt, 0, "", fmtTime(e.Started), nil, e.LogPath)
 		if err != nil {
 			return err
 		}
@@ -115,34 +109,33 @@ func (db *DB) StartExecution(ctx context.Context, e Execution) (int64, error) {
 	return id, err
 }
 
+const insertExecution = `INSERT INTO executions (run_id, address, kind, cache_key, backend, status, attempt, exit_code, error, started, ended, log_path)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// runIsRunning returns an error unless the run exists and is running.
+func (t *Tx) runIsRunning(runID, address string) error {
+	var st Status
+	err := t.queryRow(`SELECT status FROM runs WHERE id = ?`, runID).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound("run %q does not exist", runID)
+	}
+	if err != nil {
+		return err
+	}
+	if st != StatusRunning {
+		return fmt.Errorf("state: run %s is %s, not running; it cannot start %s", runID, st, address)
+	}
+	return nil
+}
+
 // FinishExecution records how a running execution ended. Everything (the
 // status, outputs, artifacts, params, metrics and, for a succeeded
 // execution, the serial bump) is written in one transaction: a process
 // killed meanwhile leaves the execution running, never half-recorded.
 func (db *DB) FinishExecution(ctx context.Context, id int64, r ExecutionResult) error {
-	if !r.Status.Finished() {
-		return fmt.Errorf("state: %q is not a final status of an execution", r.Status)
-	}
-	if len(r.Outputs) > 0 && r.Status != StatusSucceeded && r.Status != StatusCached {
-		return fmt.Errorf("state: a %s execution has no outputs (only succeeded and cached ones do)", r.Status)
-	}
-	seen := map[string]bool{}
-	for _, o := range r.Outputs {
-		if o.Name == "" || o.Digest == "" {
-			return fmt.Errorf("state: output %q of execution %d needs a name and a digest", o.Name, id)
-		}
-		if seen[o.Name] {
-			return fmt.Errorf("state: execution %d lists output %q twice", id, o.Name)
-		}
-		seen[o.Name] = true
-	}
-	params := map[string]string{}
-	for k, v := range r.Params {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("state: param %q of execution %d: %w", k, id, err)
-		}
-		params[k] = string(b)
+	params, parts, err := encodeResult(fmt.Sprintf("execution %d", id), r)
+	if err != nil {
+		return err
 	}
 	return db.Update(ctx, func(tx *Tx) error {
 		ended := r.Ended
@@ -150,7 +143,7 @@ func (db *DB) FinishExecution(ctx context.Context, id int64, r ExecutionResult) 
 			ended = tx.now
 		}
 		var cur Status
-		err := tx.tx.QueryRowContext(ctx, `SELECT status FROM executions WHERE id = ?`, id).Scan(&cur)
+		err := tx.queryRow(`SELECT status FROM executions WHERE id = ?`, id).Scan(&cur)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound("execution %d does not exist", id)
 		}
@@ -160,40 +153,204 @@ func (db *DB) FinishExecution(ctx context.Context, id int64, r ExecutionResult) 
 		if cur != StatusRunning {
 			return fmt.Errorf("state: execution %d already ended (%s)", id, cur)
 		}
-		if _, err := tx.tx.ExecContext(ctx, `UPDATE executions SET status = ?, exit_code = ?, error = ?, ended = ? WHERE id = ?`,
+		if _, err := tx.exec(`UPDATE executions SET status = ?, exit_code = ?, error = ?, ended = ? WHERE id = ?`,
 			r.Status, r.ExitCode, r.Error, fmtTime(ended), id); err != nil {
 			return err
 		}
-		for _, o := range r.Outputs {
-			if _, err := tx.tx.ExecContext(ctx, `INSERT INTO artifacts (digest, size, is_dir, created) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
-				o.Digest, o.Size, boolInt(o.IsDir), fmtTime(tx.now)); err != nil {
-				return err
-			}
-			if _, err := tx.tx.ExecContext(ctx, `INSERT INTO outputs (execution_id, name, digest, size, is_dir) VALUES (?, ?, ?, ?, ?)`,
-				id, o.Name, o.Digest, o.Size, boolInt(o.IsDir)); err != nil {
-				return err
-			}
-		}
-		for k, v := range params {
-			if _, err := tx.tx.ExecContext(ctx, `INSERT INTO params (execution_id, name, value) VALUES (?, ?, ?)`, id, k, v); err != nil {
-				return err
-			}
-		}
-		for i, m := range r.Metrics {
-			var v any = m.Value
-			if math.IsNaN(m.Value) {
-				v = nil
-			}
-			if _, err := tx.tx.ExecContext(ctx, `INSERT INTO metrics (execution_id, seq, name, step, value) VALUES (?, ?, ?, ?, ?)`,
-				id, i, m.Name, m.Step, v); err != nil {
-				return err
-			}
+		if err := tx.recordResult(id, r, params, parts); err != nil {
+			return err
 		}
 		if r.Status == StatusSucceeded {
 			tx.changed = true
 		}
 		return nil
 	})
+}
+
+// encodeResult checks an execution's result and encodes its params and key
+// parts; what names the execution in errors.
+func encodeResult(what string, r ExecutionResult) (params map[string]string, parts string, err error) {
+	if !r.Status.Finished() {
+		return nil, "", fmt.Errorf("state: %q is not a final status of an execution", r.Status)
+	}
+	if len(r.Outputs) > 0 && r.Status != StatusSucceeded && r.Status != StatusCached {
+		return nil, "", fmt.Errorf("state: a %s execution has no outputs (only succeeded and cached ones do)", r.Status)
+	}
+	seen := map[string]bool{}
+	for _, o := range r.Outputs {
+		if o.Name == "" || o.Digest == "" {
+			return nil, "", fmt.Errorf("state: output %q of %s needs a name and a digest", o.Name, what)
+		}
+		if seen[o.Name] {
+			return nil, "", fmt.Errorf("state: %s lists output %q twice", what, o.Name)
+		}
+		seen[o.Name] = true
+	}
+	params = map[string]string{}
+	for k, v := range r.Params {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("state: param %q of %s: %w", k, what, err)
+		}
+		params[k] = string(b)
+	}
+	if len(r.KeyParts) > 0 && (r.Status == StatusSucceeded || r.Status == StatusCached) {
+		b, err := json.Marshal(r.KeyParts)
+		if err != nil {
+			return nil, "", err
+		}
+		parts = string(b)
+	}
+	return params, parts, nil
+}
+
+// RecordExecution records an execution of a running run that has already
+// ended, in one transaction: StartExecution and FinishExecution together,
+// for a step too short to be worth recording as running first. A zero
+// e.Started is now; e.Status, e.Ended and e.Outputs are ignored.
+func (db *DB) RecordExecution(ctx context.Context, e Execution, r ExecutionResult) (int64, error) {
+	if e.Address == "" {
+		return 0, errors.New("state: RecordExecution needs a step address")
+	}
+	if e.Attempt == 0 {
+		e.Attempt = 1
+	}
+	params, parts, err := encodeResult("execution of "+e.Address, r)
+	if err != nil {
+		return 0, err
+	}
+	var id int64
+	err = db.Update(ctx, func(tx *Tx) error {
+		if e.Started.IsZero() {
+			e.Started = tx.now
+		}
+		ended := r.Ended
+		if ended.IsZero() {
+			ended = tx.now
+		}
+		if err := tx.runIsRunning(e.RunID, e.Address); err != nil {
+			return err
+		}
+		res, err := tx.exec(insertExecution, e.RunID, e.Address, e.Kind, e.CacheKey, e.Backend, r.Status, e.Attempt, r.ExitCode, r.Error,
+			fmtTime(e.Started), fmtTime(ended), e.LogPath)
+		if err != nil {
+			return err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		if err := tx.recordResult(id, r, params, parts); err != nil {
+			return err
+		}
+		if r.Status == StatusSucceeded {
+			tx.changed = true
+		}
+		return nil
+	})
+	return id, err
+}
+
+// recordResult writes an ended execution's outputs, params, metrics and key
+// parts (JSON, "" for none).
+func (t *Tx) recordResult(id int64, r ExecutionResult, params map[string]string, parts string) error {
+	for _, o := range r.Outputs {
+		if _, err := t.exec(`INSERT INTO artifacts (digest, size, is_dir, created) VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING`,
+			o.Digest, o.Size, boolInt(o.IsDir), fmtTime(t.now)); err != nil {
+			return err
+		}
+		if _, err := t.exec(`INSERT INTO outputs (execution_id, name, digest, size, is_dir) VALUES (?, ?, ?, ?, ?)`,
+			id, o.Name, o.Digest, o.Size, boolInt(o.IsDir)); err != nil {
+			return err
+		}
+	}
+	for k, v := range params {
+		if _, err := t.exec(`INSERT INTO params (execution_id, name, value) VALUES (?, ?, ?)`, id, k, v); err != nil {
+			return err
+		}
+	}
+	for i, m := range r.Metrics {
+		var v any = m.Value
+		if math.IsNaN(m.Value) {
+			v = nil
+		}
+		if _, err := t.exec(`INSERT INTO metrics (execution_id, seq, name, step, value) VALUES (?, ?, ?, ?, ?)`,
+			id, i, m.Name, m.Step, v); err != nil {
+			return err
+		}
+	}
+	if parts != "" {
+		if _, err := t.exec(`INSERT OR REPLACE INTO key_parts (execution_id, parts) VALUES (?, ?)`, id, parts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReuseExecution records, in one transaction, that a running run reused the
+// result of the succeeded execution from: a new execution with status
+// cached and from's outputs, params and metrics, plus the key parts (nil:
+// none). e says where and when (its Status, Ended and Outputs are ignored;
+// a zero Started is now). It is StartExecution then FinishExecution with
+// status cached, without the window between them in which a killed process
+// leaves a running execution, and without reading the result back first.
+func (db *DB) ReuseExecution(ctx context.Context, from int64, e Execution, keyParts map[string]string) (int64, error) {
+	if e.Address == "" {
+		return 0, errors.New("state: ReuseExecution needs a step address")
+	}
+	if e.Attempt == 0 {
+		e.Attempt = 1
+	}
+	var parts string
+	if len(keyParts) > 0 {
+		b, err := json.Marshal(keyParts)
+		if err != nil {
+			return 0, err
+		}
+		parts = string(b)
+	}
+	var id int64
+	err := db.Update(ctx, func(tx *Tx) error {
+		if e.Started.IsZero() {
+			e.Started = tx.now
+		}
+		if err := tx.runIsRunning(e.RunID, e.Address); err != nil {
+			return err
+		}
+		var st Status
+		err := tx.queryRow(`SELECT status FROM executions WHERE id = ?`, from).Scan(&st)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("execution %d does not exist", from)
+		}
+		if err != nil {
+			return err
+		}
+		if st != StatusSucceeded {
+			return fmt.Errorf("state: execution %d is %s: only a succeeded execution's result can be reused", from, st)
+		}
+		res, err := tx.exec(insertExecution, e.RunID, e.Address, e.Kind, e.CacheKey, e.Backend, StatusCached, e.Attempt, 0, "", fmtTime(e.Started), fmtTime(tx.now), e.LogPath)
+		if err != nil {
+			return err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`INSERT INTO outputs (execution_id, name, digest, size, is_dir) SELECT ?, name, digest, size, is_dir FROM outputs WHERE execution_id = ?`, id, from); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`INSERT INTO params (execution_id, name, value) SELECT ?, name, value FROM params WHERE execution_id = ?`, id, from); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`INSERT INTO metrics (execution_id, seq, name, step, value) SELECT ?, seq, name, step, value FROM metrics WHERE execution_id = ?`, id, from); err != nil {
+			return err
+		}
+		if parts != "" {
+			if _, err := tx.exec(`INSERT OR REPLACE INTO key_parts (execution_id, parts) VALUES (?, ?)`, id, parts); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return id, err
 }
 
 const execColumns = `e.id, e.run_id, e.address, e.kind, e.cache_key, e.backend, e.status, e.attempt, e.exit_code, e.error, e.started, e.ended, e.log_path`

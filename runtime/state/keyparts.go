@@ -16,7 +16,7 @@ func (db *DB) RecordKeyParts(ctx context.Context, execID int64, parts map[string
 		return err
 	}
 	return db.Update(ctx, func(tx *Tx) error {
-		_, err := tx.tx.ExecContext(ctx, `INSERT OR REPLACE INTO key_parts (execution_id, parts) VALUES (?, ?)`, execID, string(b))
+		_, err := tx.exec(`INSERT OR REPLACE INTO key_parts (execution_id, parts) VALUES (?, ?)`, execID, string(b))
 		return err
 	})
 }
