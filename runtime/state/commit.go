@@ -26,6 +26,10 @@ import (
 // forbids) waits for the lock its caller holds and fails after
 // busyTimeout, as it did in SQLite.
 
+// queueTimeout is how long a write waits for the writes of this process
+// ahead of it (a variable for tests).
+var queueTimeout = busyTimeout
+
 // maxGroup caps the writes committed together.
 const maxGroup = 64
 
@@ -80,7 +84,7 @@ func (db *DB) update(ctx context.Context, fn func(tx *Tx) error) error {
 		default:
 		}
 		if timer == nil {
-			timer = time.NewTimer(busyTimeout)
+			timer = time.NewTimer(queueTimeout)
 			defer timer.Stop()
 		}
 		select {
@@ -90,7 +94,7 @@ func (db *DB) update(ctx context.Context, fn func(tx *Tx) error) error {
 		case <-w.done:
 		case <-timer.C:
 			if db.dequeue(w) {
-				return fmt.Errorf("state database %s is busy: another write of this process has held it for more than %s", db.path, busyTimeout)
+				return fmt.Errorf("state database %s is busy: another write of this process has held it for more than %s", db.path, queueTimeout)
 			}
 			<-w.done // its group is running
 		case <-ctx.Done():

@@ -72,18 +72,3 @@ func TestGroupedWritesStayApart(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(kept), serial)
 }
-
-// TestNestedWriteFails: a write inside another's fn (forbidden) fails
-// instead of waiting for ever.
-func TestNestedWriteFails(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for the busy timeout")
-	}
-	db, _ := openDB(t)
-	var inner error
-	require.NoError(t, db.Update(ctx, func(tx *state.Tx) error {
-		inner = db.Update(ctx, func(tx *state.Tx) error { return nil })
-		return nil
-	}))
-	assert.ErrorContains(t, inner, "busy")
-}
