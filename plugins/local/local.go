@@ -1,11 +1,10 @@
 package local
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,10 +37,11 @@ func New(gpus int) *Backend { return &Backend{GPUs: gpus, procs: map[string]*pro
 var _ backend.Interface = (*Backend)(nil)
 
 type proc struct {
-	cmd       *exec.Cmd
-	start     time.Time
-	lines     chan string
-	done      chan struct{}
+	cmd   *exec.Cmd
+	start time.Time
+	out   *output
+	done  chan struct{}
+	// result is set before done is closed.
 	result    backend.Result
 	cancelled bool
 	mu        sync.Mutex
@@ -88,42 +88,31 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 		}
 		prog = p
 	}
-	logf, err := os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// The process's output goes through a pipe to its log file, which is
+	// made when the first byte comes: a step that prints nothing costs no
+	// file (on some disks, making one costs a good part of starting a
+	// process).
+	pr, pw, err := os.Pipe()
 	if err != nil {
-		return "", fmt.Errorf("opening log: %w", err)
+		return "", fmt.Errorf("starting %s: %w", t.Argv[0], err)
 	}
 	cmd := exec.Command(prog, t.Argv[1:]...)
 	cmd.Args[0] = t.Argv[0]
 	cmd.Dir = t.Dir
 	cmd.Env = envList(t.Env)
 	cmd.SysProcAttr = sysProcAttr()
-	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.Stdin = nil
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		pw.Close()
+	cmd.Stdin = devNull() // nil would open /dev/null once per process
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
 		return "", fmt.Errorf("starting %s: %w", t.Argv[0], err)
 	}
-	p := &proc{cmd: cmd, start: time.Now(), lines: make(chan string, 256), done: make(chan struct{})}
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64*1024), 1024*1024)
-		for sc.Scan() {
-			line := sc.Text()
-			logf.WriteString(line + "\n")
-			select {
-			case p.lines <- line:
-			default: // nobody is watching fast enough: the log file has it
-			}
-		}
-		io.Copy(logf, pr) // drain an over-long line
-		logf.Close()
-		close(p.lines)
-	}()
+	p := &proc{cmd: cmd, start: time.Now(), out: newOutput(pr, t.LogPath), done: make(chan struct{})}
+	go p.out.copy()
 	go func() {
 		err := cmd.Wait()
-		pw.Close()
 		p.mu.Lock()
 		p.result = resultOf(cmd, err, p.cancelled, time.Since(p.start))
 		p.mu.Unlock()
@@ -181,8 +170,10 @@ func (b *Backend) Watch(ctx context.Context, id string, fn func(backend.Event)) 
 	if fn != nil {
 		fn(backend.Event{State: backend.StateRunning})
 	}
-	lines := p.lines
-	for lines != nil {
+	lines := p.out.lines
+	var linger <-chan time.Time
+	done := p.done
+	for done != nil || lines != nil {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -192,14 +183,20 @@ func (b *Backend) Watch(ctx context.Context, id string, fn func(backend.Event)) 
 			if fn != nil {
 				fn(backend.Event{Line: l})
 			}
+		case <-done:
+			// The output ends when every process holding it (the task's
+			// children too) has closed it; a child left running in the
+			// background may hold it for ever. Its lines still go to the
+			// log, but Watch waits for them only a while.
+			done = nil
+			t := time.NewTimer(outputLinger)
+			defer t.Stop()
+			linger = t.C
+		case <-linger:
+			lines = nil
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-	}
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 	b.mu.Lock()
 	delete(b.procs, id)
@@ -211,6 +208,114 @@ func (b *Backend) Watch(ctx context.Context, id string, fn func(backend.Event)) 
 		fn(backend.Event{State: r.State, Message: r.Message})
 	}
 	return &r, nil
+}
+
+// outputLinger is how long Watch waits for the rest of a task's output
+// once the task's process has ended.
+const outputLinger = 2 * time.Second
+
+// maxLine is the longest line Watch hands out whole; a longer one comes in
+// pieces of this size.
+const maxLine = 1024 * 1024
+
+// output copies a task's output from its pipe to its log file, made on the
+// first byte, and hands out its lines.
+type output struct {
+	r       *os.File
+	logPath string
+	// lines carries the output's lines to Watch; when Watch falls behind,
+	// lines are dropped (the log has them). It is closed once the output
+	// has ended and the log is closed.
+	lines   chan string
+	partial []byte
+}
+
+func newOutput(r *os.File, logPath string) *output {
+	return &output{r: r, logPath: logPath, lines: make(chan string, 256)}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+func (o *output) copy() {
+	defer close(o.lines)
+	defer o.r.Close()
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var logf *os.File
+	var logErr error
+	for {
+		n, err := o.r.Read(buf)
+		if n > 0 {
+			if logf == nil && logErr == nil {
+				logf, logErr = os.OpenFile(o.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if logErr != nil {
+					// Keep draining, so the task never blocks on a full
+					// pipe; Watch still gets the lines.
+					logf = nil
+				}
+			}
+			if logf != nil {
+				logf.Write(buf[:n])
+			}
+			o.split(buf[:n])
+		}
+		if err != nil {
+			break
+		}
+	}
+	if len(o.partial) > 0 {
+		o.send(string(o.partial))
+	}
+	if logf != nil {
+		logf.Close()
+	}
+}
+
+// split hands out the complete lines in data, keeping a last partial one.
+func (o *output) split(data []byte) {
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			o.partial = append(o.partial, data...)
+			break
+		}
+		line := data[:i]
+		if len(o.partial) > 0 {
+			o.partial = append(o.partial, line...)
+			line = o.partial
+		}
+		if len(line) > 0 { // blank lines carry nothing to show
+			o.send(string(line))
+		}
+		o.partial = o.partial[:0]
+		data = data[i+1:]
+	}
+	for len(o.partial) >= maxLine {
+		o.send(string(o.partial[:maxLine]))
+		o.partial = append(o.partial[:0], o.partial[maxLine:]...)
+	}
+}
+
+func (o *output) send(line string) {
+	select {
+	case o.lines <- line:
+	default: // nobody is watching fast enough: the log file has it
+	}
+}
+
+var (
+	devNullOnce sync.Once
+	devNullFile *os.File
+)
+
+// devNull is /dev/null, opened once for every process's stdin (nil if it
+// cannot be opened: os/exec then opens it itself).
+func devNull() *os.File {
+	devNullOnce.Do(func() {
+		devNullFile, _ = os.Open(os.DevNull)
+	})
+	return devNullFile
 }
 
 // Cancel sends SIGTERM to the task's process group, then SIGKILL after the

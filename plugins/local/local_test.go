@@ -1,0 +1,108 @@
+package local
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"weir.dev/weir/runtime/backend"
+)
+
+func task(t *testing.T, script string) *backend.Task {
+	dir := t.TempDir()
+	return &backend.Task{RunID: "r", Step: "tasks.x", Argv: []string{"sh", "-c", script}, WorkDir: dir, Dir: dir,
+		Env: map[string]string{"PATH": os.Getenv("PATH")}, LogPath: filepath.Join(dir, "log.txt")}
+}
+
+// watch runs the task to its end and returns the lines Watch handed out,
+// with the time each came.
+func watch(t *testing.T, tk *backend.Task) ([]string, []time.Time, *backend.Result) {
+	b := New(0)
+	id, err := b.Submit(context.Background(), tk)
+	require.NoError(t, err)
+	t.Cleanup(func() { // what the task left running in its group
+		pid, _, _ := strings.Cut(id, "-")
+		if n, err := strconv.Atoi(pid); err == nil {
+			signalGroup(n, syscall.SIGKILL)
+		}
+	})
+	var lines []string
+	var times []time.Time
+	res, err := b.Watch(context.Background(), id, func(e backend.Event) {
+		if e.Line != "" {
+			lines = append(lines, e.Line)
+			times = append(times, time.Now())
+		}
+	})
+	require.NoError(t, err)
+	return lines, times, res
+}
+
+func TestOutputGoesToTheLogAndToWatch(t *testing.T) {
+	tk := task(t, `echo one; echo two >&2; echo; printf 'no newline'; exit 3`)
+	lines, _, res := watch(t, tk)
+	assert.Equal(t, []string{"one", "two", "no newline"}, lines)
+	assert.Equal(t, backend.StateFailed, res.State)
+	assert.Equal(t, 3, res.ExitCode)
+	b, err := os.ReadFile(tk.LogPath)
+	require.NoError(t, err)
+	assert.Equal(t, "one\ntwo\n\nno newline", string(b))
+}
+
+func TestWatchStreamsWhileTheTaskRuns(t *testing.T) {
+	tk := task(t, `echo first; sleep 1; echo second`)
+	start := time.Now()
+	lines, times, res := watch(t, tk)
+	end := time.Now()
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	require.Equal(t, []string{"first", "second"}, lines)
+	assert.Less(t, times[0].Sub(start), end.Sub(start)-300*time.Millisecond, "the first line comes while the task runs")
+}
+
+func TestLongLinesComeInPieces(t *testing.T) {
+	tk := task(t, `head -c 2500000 /dev/zero | tr '\0' x; echo; echo after`)
+	lines, _, res := watch(t, tk)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	require.Len(t, lines, 4)
+	assert.Len(t, lines[0], maxLine)
+	assert.Len(t, lines[1], maxLine)
+	assert.Equal(t, strings.Repeat("x", 2500000-2*maxLine), lines[2])
+	assert.Equal(t, "after", lines[3])
+}
+
+func TestStdinIsEmpty(t *testing.T) {
+	tk := task(t, `n=$(wc -c); echo "stdin $n"`)
+	lines, _, res := watch(t, tk)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Equal(t, []string{"stdin 0"}, lines)
+	// The shared stdin survives its processes.
+	lines, _, _ = watch(t, tk)
+	assert.Equal(t, []string{"stdin 0"}, lines)
+}
+
+func TestSilentTaskMakesNoLog(t *testing.T) {
+	tk := task(t, `true`)
+	lines, _, res := watch(t, tk)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Empty(t, lines)
+	assert.NoFileExists(t, tk.LogPath)
+}
+
+// TestBackgroundChildDoesNotHoldWatch: a child left running with the
+// task's output open does not keep Watch waiting for ever.
+func TestBackgroundChildDoesNotHoldWatch(t *testing.T) {
+	tk := task(t, `echo started; (sleep 30; echo late) & exit 0`)
+	start := time.Now()
+	lines, _, res := watch(t, tk)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Equal(t, []string{"started"}, lines)
+	assert.Less(t, time.Since(start), 10*time.Second)
+}
