@@ -12,9 +12,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"weir.dev/weir/runtime/artifact"
@@ -107,6 +107,8 @@ type StepReport struct {
 	// Deferred steps are planned but not applied by this weir (Message
 	// says why); they do not fail the run.
 	Deferred bool
+	// refused: the scheduler did not let the attempt start.
+	refused bool
 }
 
 // Report is how a run ended.
@@ -135,11 +137,22 @@ type Run struct {
 	// changed records the resource changes handled; changeLog what they did.
 	changed   map[string]bool
 	changeLog []string
+	// wants and frees carry slot requests and releases to the scheduler.
+	wants chan slotRequest
+	frees chan slotRelease
+	// active counts the launched steps that have not reported.
+	active atomic.Int32
+	// runDir is made once, by the first step that needs its work folder.
+	runDirOnce sync.Once
+	runDirErr  error
 }
 
 type node struct {
 	// blocked names an upstream step that did not succeed.
 	blocked string
+	// index is the step's place in the plan: ready steps launch, and
+	// waiting steps get slots, in plan order.
+	index   int
 	step    *schema.Step
 	key     string // effective cache key (recomputed at apply time)
 	parts   map[string]string
@@ -148,6 +161,9 @@ type node struct {
 	pending int
 	report  *StepReport
 	done    bool
+	// phase and grant belong to the scheduler (see sched.go).
+	phase phase
+	grant chan *notStarted
 }
 
 // Upstream returns the execution ID and outputs of a finished step of this
@@ -178,7 +194,8 @@ func Apply(ctx context.Context, p *schema.Plan, opts Options) (*Report, error) {
 	if opts.Events == nil {
 		opts.Events = func(Event) {}
 	}
-	r := &Run{ID: opts.RunID, opts: &opts, plan: p, steps: map[string]*node{}, changed: map[string]bool{}}
+	r := &Run{ID: opts.RunID, opts: &opts, plan: p, steps: map[string]*node{}, changed: map[string]bool{},
+		wants: make(chan slotRequest), frees: make(chan slotRelease)}
 	// The run's record must outlive a cancelled context: write it with a
 	// context of its own.
 	bg := context.WithoutCancel(ctx)
@@ -187,8 +204,8 @@ func Apply(ctx context.Context, p *schema.Plan, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("recording the run: %w", err)
 	}
 	var order []*node
-	for _, s := range p.Steps {
-		n := &node{step: s, key: s.CacheKey}
+	for i, s := range p.Steps {
+		n := &node{step: s, key: s.CacheKey, index: i, grant: make(chan *notStarted, 1)}
 		r.steps[s.Address] = n
 		order = append(order, n)
 	}
@@ -221,158 +238,6 @@ func Apply(ctx context.Context, p *schema.Plan, opts Options) (*Report, error) {
 		err = fmt.Errorf("recording the end of the run: %w", ferr)
 	}
 	return rep, err
-}
-
-// schedule runs nodes as their needs finish, within the limits.
-func (r *Run) schedule(ctx context.Context, order []*node) error {
-	opts := r.opts
-	results := make(chan *node)
-	running := 0
-	perBackend := map[string]int{}
-	gpusFree := map[string]int{}
-	for b, g := range opts.GPUs {
-		gpusFree[b] = g
-	}
-	index := map[*node]int{}
-	var ready []*node
-	for i, n := range order {
-		index[n] = i
-		if n.pending == 0 {
-			ready = append(ready, n)
-		}
-	}
-	stopLaunching, failed, cancelled := false, false, false
-	remaining := len(order)
-
-	gpusOf := func(n *node) int {
-		if n.step.Run != nil && n.step.Run.Resources != nil {
-			return n.step.Run.Resources.GPU
-		}
-		return 0
-	}
-	fits := func(n *node) bool {
-		if n.step.Builtin || n.step.Action == schema.ActionCached {
-			return true
-		}
-		b := n.step.Backend
-		if lim := opts.Limits[b]; lim > 0 && perBackend[b] >= lim {
-			return false
-		}
-		return gpusOf(n) == 0 || gpusFree[b] >= gpusOf(n)
-	}
-	var finish func(n *node, rep *StepReport)
-	finish = func(n *node, rep *StepReport) {
-		r.mu.Lock()
-		n.report, n.done = rep, true
-		r.mu.Unlock()
-		remaining--
-		ok := rep.Status == state.StatusSucceeded || rep.Status == state.StatusCached || rep.Deferred
-		if ok {
-			// Changes that waited for this step (an alias for a new model
-			// version) apply before any step that reads through them.
-			r.applyReadyChanges(ctx)
-		}
-		for _, d := range n.down {
-			d.pending--
-			if !ok && d.blocked == "" {
-				d.blocked = n.step.Address
-			}
-			if d.pending > 0 || d.done {
-				continue
-			}
-			if d.blocked != "" {
-				why := "skipped: " + d.blocked + " did not succeed"
-				r.event(Event{Type: EventSkipped, Step: d.step.Address, Message: why})
-				finish(d, &StepReport{Address: d.step.Address, Status: StatusSkipped, Message: why})
-				continue
-			}
-			ready = append(ready, d)
-		}
-	}
-
-	for remaining > 0 {
-		if ctx.Err() != nil && !stopLaunching {
-			stopLaunching, cancelled = true, true
-		}
-		sort.Slice(ready, func(i, j int) bool { return index[ready[i]] < index[ready[j]] })
-		var wait []*node
-		for len(ready) > 0 {
-			n := ready[0]
-			ready = ready[1:]
-			if stopLaunching {
-				why := "not started: an earlier step failed"
-				if cancelled {
-					why = "not started: apply was cancelled"
-				}
-				r.event(Event{Type: EventSkipped, Step: n.step.Address, Message: why})
-				finish(n, &StepReport{Address: n.step.Address, Status: StatusSkipped, Message: why})
-				continue
-			}
-			takesSlot := n.step.Action != schema.ActionCached
-			if (takesSlot && running >= opts.Parallelism) || !fits(n) {
-				wait = append(wait, n)
-				continue
-			}
-			running++
-			if !n.step.Builtin && takesSlot {
-				perBackend[n.step.Backend]++
-				gpusFree[n.step.Backend] -= gpusOf(n)
-			}
-			go func(n *node) {
-				rep := r.runNode(ctx, n)
-				r.mu.Lock()
-				n.report = rep
-				r.mu.Unlock()
-				results <- n
-			}(n)
-		}
-		ready = wait
-		if remaining == 0 {
-			break
-		}
-		if running == 0 {
-			if len(ready) == 0 {
-				break // nothing runs, nothing is ready: all is finished
-			}
-			// Nothing runs and nothing fits: a step wants more GPUs than its
-			// backend has; it can never start.
-			n := ready[0]
-			ready = ready[1:]
-			msg := fmt.Sprintf("needs %d GPUs but backend %s has %d", gpusOf(n), n.step.Backend, opts.GPUs[n.step.Backend])
-			r.event(Event{Type: EventDone, Step: n.step.Address, Status: state.StatusFailed, Message: msg})
-			failed = true
-			stopLaunching = stopLaunching || !opts.KeepGoing
-			finish(n, &StepReport{Address: n.step.Address, Status: state.StatusFailed, Message: msg})
-			continue
-		}
-		var n *node
-		select {
-		case n = <-results:
-		case <-ctx.Done():
-			stopLaunching, cancelled = true, true
-			n = <-results
-		}
-		running--
-		if !n.step.Builtin && n.step.Action != schema.ActionCached {
-			perBackend[n.step.Backend]--
-			gpusFree[n.step.Backend] += gpusOf(n)
-		}
-		switch n.report.Status {
-		case state.StatusFailed:
-			failed = true
-			stopLaunching = stopLaunching || !opts.KeepGoing
-		case state.StatusCancelled:
-			cancelled, stopLaunching = true, true
-		}
-		finish(n, n.report)
-	}
-	switch {
-	case cancelled:
-		return ErrCancelled
-	case failed:
-		return ErrFailed
-	}
-	return nil
 }
 
 func (r *Run) event(e Event) {

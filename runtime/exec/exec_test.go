@@ -331,3 +331,14 @@ func TestSecretsReachTheStepOnly(t *testing.T) {
 	p, _ := json.Marshal(s)
 	assert.NotContains(t, string(p), "s3cr3t")
 }
+
+func TestMetricsKeepTheirOrder(t *testing.T) {
+	e := newEnv(t)
+	s := sh("tasks.m", `echo '{"zeta": 1, "alpha": 2, "note": "x", "mid": 3}' >> "$WEIR_METRICS"; echo '{"alpha": 4, "zeta": 5}' >> "$WEIR_METRICS"`)
+	rep, err := e.apply(plan(s), nil)
+	require.NoError(t, err)
+	ms, err := e.db.Metrics(context.Background(), status(rep, "tasks.m").ExecID)
+	require.NoError(t, err)
+	assert.Equal(t, []state.Metric{{Name: "zeta", Value: 1}, {Name: "alpha", Value: 2}, {Name: "mid", Value: 3},
+		{Name: "alpha", Value: 4, Step: 1}, {Name: "zeta", Value: 5, Step: 1}}, ms)
+}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"weir.dev/weir/runtime/artifact"
@@ -137,33 +138,17 @@ func (r *Run) reuse(ctx context.Context, n *node, key string) *StepReport {
 			return nil // the result's artifact is gone: run again
 		}
 	}
-	bg := context.WithoutCancel(ctx)
-	id, err := db.StartExecution(bg, state.Execution{RunID: r.ID, Address: n.step.Address, Kind: n.step.Kind,
-		CacheKey: key, Backend: n.step.Backend, Attempt: 1, Started: time.Now()})
+	id, err := db.ReuseExecution(context.WithoutCancel(ctx), e.ID, state.Execution{RunID: r.ID, Address: n.step.Address, Kind: n.step.Kind,
+		CacheKey: key, Backend: n.step.Backend, Attempt: 1, Started: time.Now()}, n.parts)
 	if err != nil {
 		return &StepReport{Address: n.step.Address, Status: state.StatusFailed, Message: "recording in the state: " + err.Error()}
 	}
-	metrics, _ := db.Metrics(bg, e.ID)
-	params, _ := db.Params(bg, e.ID)
-	if err := db.FinishExecution(bg, id, state.ExecutionResult{Status: state.StatusCached, Outputs: e.Outputs,
-		Metrics: metrics, Params: params}); err != nil {
-		return &StepReport{Address: n.step.Address, Status: state.StatusFailed, Message: "recording in the state: " + err.Error()}
-	}
-	r.recordParts(bg, id, n)
 	msg := "reused from run " + e.RunID
 	if e.Address != n.step.Address {
 		msg += " (" + e.Address + ")"
 	}
 	r.event(Event{Type: EventCached, Step: n.step.Address, Status: state.StatusCached, Message: msg})
 	return &StepReport{Address: n.step.Address, Status: state.StatusCached, Message: msg, ExecID: id, Outputs: e.Outputs, Attempts: 0}
-}
-
-// recordParts keeps the key's parts with the execution, so the next plan
-// can say what changed. Losing them only makes that explanation vaguer.
-func (r *Run) recordParts(ctx context.Context, id int64, n *node) {
-	if len(n.parts) > 0 {
-		_ = r.opts.State.RecordKeyParts(ctx, id, n.parts)
-	}
 }
 
 // execute runs the step, retrying failures with exponential backoff.
@@ -177,7 +162,7 @@ func (r *Run) execute(ctx context.Context, n *node, key string) *StepReport {
 		rep := r.attempt(ctx, n, key, attempt)
 		rep.Attempts = attempt
 		rep.Duration = time.Since(start)
-		if rep.Status != state.StatusFailed || attempt > retries || ctx.Err() != nil {
+		if rep.Status != state.StatusFailed || attempt > retries || ctx.Err() != nil || rep.refused {
 			return rep
 		}
 		delay := r.opts.RetryBase << (attempt - 1)
@@ -197,7 +182,6 @@ func (r *Run) execute(ctx context.Context, n *node, key string) *StepReport {
 // attempt runs the step once and records the execution.
 func (r *Run) attempt(ctx context.Context, n *node, key string, attempt int) *StepReport {
 	s := n.step
-	db := r.opts.State
 	bg := context.WithoutCancel(ctx) // state writes finish even when cancelled
 	work := r.workDir(s.Address)
 	if attempt > 1 {
@@ -205,21 +189,31 @@ func (r *Run) attempt(ctx context.Context, n *node, key string, attempt int) *St
 	}
 	logPath := filepath.Join(work, "log.txt")
 	rep := &StepReport{Address: s.Address, LogPath: logPath}
-	id, err := db.StartExecution(bg, state.Execution{RunID: r.ID, Address: s.Address, Kind: s.Kind, CacheKey: key,
-		Backend: s.Backend, Attempt: attempt, Started: time.Now(), LogPath: logPath})
-	if err != nil {
-		rep.Status, rep.Message = state.StatusFailed, "recording in the state: "+err.Error()
+	rec := &record{r: r, n: n, key: key, attempt: attempt, logPath: logPath}
+	outs, metrics, msg, err := r.perform(ctx, n, rec, work, logPath)
+	var ns *notStarted
+	if errors.As(err, &ns) {
+		// Refused by the scheduler: the attempt never started and leaves
+		// no execution.
+		rep.Status, rep.Message, rep.LogPath, rep.refused = ns.status, ns.msg, "", true
+		if ns.status == StatusSkipped {
+			r.event(Event{Type: EventSkipped, Step: s.Address, Message: ns.msg})
+		} else {
+			r.event(Event{Type: EventDone, Step: s.Address, Status: ns.status, Attempt: attempt, Message: ns.msg})
+		}
 		return rep
 	}
-	rep.ExecID = id
-	r.event(Event{Type: EventStart, Step: s.Address, Attempt: attempt})
-	started := time.Now()
-	outs, metrics, msg, err := r.perform(ctx, n, id, work, logPath)
+	if !rec.begun {
+		// It ended before its program could start (its inputs, its
+		// program, its backend ...): the attempt is recorded all the same.
+		rec.begin(bg, time.Now(), false)
+	}
 	res := state.ExecutionResult{Status: state.StatusSucceeded, Params: s.Params, Metrics: metrics}
 	var se *StepError
 	switch {
 	case err == nil:
 		res.Outputs = outs
+		res.KeyParts = n.parts
 		rep.Outputs = outs
 		rep.Message = msg
 	case ctx.Err() != nil && !errors.As(err, new(*timeoutError)):
@@ -236,13 +230,113 @@ func (r *Run) attempt(ctx context.Context, n *node, key string, attempt int) *St
 		}
 	}
 	rep.Status = res.Status
-	if ferr := db.FinishExecution(bg, id, res); ferr != nil {
+	id, ferr := rec.finish(bg, res)
+	if ferr != nil {
 		rep.Status, rep.Message = state.StatusFailed, "recording in the state: "+ferr.Error()
-	} else if rep.Status == state.StatusSucceeded {
-		r.recordParts(bg, id, n)
 	}
-	r.event(Event{Type: EventDone, Step: s.Address, Status: rep.Status, Attempt: attempt, Message: rep.Message, Elapsed: time.Since(started)})
+	rep.ExecID = id
+	r.event(Event{Type: EventDone, Step: s.Address, Status: rep.Status, Attempt: attempt, Message: rep.Message, Elapsed: time.Since(rec.started)})
 	return rep
+}
+
+// record keeps one attempt in the state. A step that ends within
+// runningAfter of its start is recorded once, when it ends, in one
+// transaction; a longer one is recorded as running after runningAfter (so
+// that weir state and a later apply see it), and its end is recorded then.
+// A process killed meanwhile loses at most the steps in flight, never half
+// a result. Builtins are recorded as running at once: they get their
+// execution's ID.
+type record struct {
+	r       *Run
+	n       *node
+	key     string
+	attempt int
+	logPath string
+
+	mu      sync.Mutex
+	started time.Time
+	begun   bool
+	timer   *time.Timer
+	ended   bool
+	id      int64 // the execution's ID once it is in the state
+	err     error // writing the running execution failed
+}
+
+// runningAfter is how long a step runs before it is recorded as running.
+const runningAfter = time.Second
+
+// begin announces the attempt's start (at started); now records it as
+// running at once.
+func (a *record) begin(ctx context.Context, started time.Time, now bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.begun {
+		return a.err
+	}
+	a.begun, a.started = true, started
+	if now {
+		a.writeRunning(ctx)
+		if a.err != nil {
+			return a.err
+		}
+	} else {
+		a.timer = time.AfterFunc(runningAfter, func() {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if !a.ended {
+				a.writeRunning(ctx)
+			}
+		})
+	}
+	s := a.n.step
+	a.r.event(Event{Time: started, Type: EventStart, Step: s.Address, Attempt: a.attempt})
+	return nil
+}
+
+// writeRunning records the execution as running; a.mu is held.
+func (a *record) writeRunning(ctx context.Context) {
+	if a.id != 0 || a.err != nil {
+		return
+	}
+	s := a.n.step
+	a.id, a.err = a.r.opts.State.StartExecution(ctx, state.Execution{RunID: a.r.ID, Address: s.Address, Kind: s.Kind, CacheKey: a.key,
+		Backend: s.Backend, Attempt: a.attempt, Started: a.started, LogPath: a.logPath})
+}
+
+// groupWait is how long a step's result may wait for the results of
+// steps running beside it, to be committed with them (see
+// state.WithGroupWait). A step that runs alone does not wait: whatever
+// comes next may need its result.
+const groupWait = 3 * time.Millisecond
+
+// finish records how the attempt ended and returns its execution's ID.
+func (a *record) finish(ctx context.Context, res state.ExecutionResult) (int64, error) {
+	if a.r.active.Load() > 1 {
+		ctx = state.WithGroupWait(ctx, groupWait)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ended = true
+	if a.timer != nil {
+		a.timer.Stop() // a timer that fired waits for a.mu, then sees ended
+	}
+	switch {
+	case a.err != nil:
+		return 0, a.err
+	case a.id != 0:
+		return a.id, a.r.opts.State.FinishExecution(ctx, a.id, res)
+	}
+	s := a.n.step
+	started := a.started
+	if !a.begun {
+		started = time.Now()
+	}
+	id, err := a.r.opts.State.RecordExecution(ctx, state.Execution{RunID: a.r.ID, Address: s.Address, Kind: s.Kind, CacheKey: a.key,
+		Backend: s.Backend, Attempt: a.attempt, Started: started, LogPath: a.logPath}, res)
+	if err == nil {
+		a.id = id
+	}
+	return id, err
 }
 
 type timeoutError struct{ d string }
@@ -250,15 +344,25 @@ type timeoutError struct{ d string }
 func (e *timeoutError) Error() string { return "timed out after " + e.d }
 
 // perform prepares the work folder, runs the step (builtin or on its
-// backend), and stores its outputs.
-func (r *Run) perform(ctx context.Context, n *node, execID int64, work, logPath string) ([]state.Output, []state.Metric, string, error) {
+// backend) in a slot of the scheduler, and stores its outputs. It records
+// the attempt's start (rec) once the step has its slot.
+func (r *Run) perform(ctx context.Context, n *node, rec *record, work, logPath string) ([]state.Output, []state.Metric, string, error) {
 	s := n.step
-	if err := os.RemoveAll(work); err != nil {
+	if err := r.makeWork(work); err != nil {
 		return nil, nil, "", err
 	}
-	inDir, outDir, tmpDir := filepath.Join(work, "in"), filepath.Join(work, "out"), filepath.Join(work, "tmp")
-	for _, d := range []string{inDir, outDir, tmpDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// Only the folders the step uses: on some disks making a folder costs
+	// a good part of starting a process.
+	inDir, outDir := filepath.Join(work, "in"), filepath.Join(work, "out")
+	var dirs []string
+	if len(s.Inputs) > 0 {
+		dirs = append(dirs, inDir)
+	}
+	if len(s.Outputs) > 0 || s.Builtin {
+		dirs = append(dirs, outDir)
+	}
+	for _, d := range dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
 			return nil, nil, "", err
 		}
 	}
@@ -273,26 +377,85 @@ func (r *Run) perform(ctx context.Context, n *node, execID int64, work, logPath 
 		}
 		outputs[o] = filepath.Join(outDir, o)
 	}
+	var (
+		f     BuiltinFunc
+		task  *backend.Task
+		be    backend.Interface
+		mpath string
+	)
 	if s.Builtin {
-		f := r.opts.Builtins[s.Kind]
-		if f == nil {
+		if f = r.opts.Builtins[s.Kind]; f == nil {
 			return nil, nil, "", fmt.Errorf("this weir cannot run %s steps", s.Kind)
 		}
-		logf, err := os.Create(logPath)
-		if err != nil {
-			return nil, nil, "", err
-		}
-		defer logf.Close()
-		res, err := f(ctx, &Call{Step: s, Run: r, Inputs: inputs, InputOutputs: inputOutputs, OutDir: outDir,
-			ProjectDir: r.opts.ProjectDir, State: r.opts.State, Store: r.opts.Store, ExecID: execID, Log: logf})
-		if err != nil {
-			fmt.Fprintln(logf, "error:", err)
-			return nil, nil, "", err
-		}
-		outs, err := r.collect(s, outDir, res.Outputs)
-		return outs, res.Metrics, res.Message, err
+	} else if task, be, mpath, err = r.userTask(n, rec, work, logPath, inputs, outputs); err != nil {
+		return nil, nil, "", err
 	}
-	return r.runUserStep(ctx, n, work, logPath, inputs, outputs, tmpDir)
+	if err := r.acquire(n, rec.attempt); err != nil {
+		return nil, nil, "", err
+	}
+	var (
+		outs    []state.Output
+		metrics []state.Metric
+		msg     string
+	)
+	if s.Builtin {
+		var res *BuiltinResult
+		if res, err = r.runBuiltin(ctx, n, f, rec, inputs, inputOutputs, outDir, logPath); err == nil {
+			metrics, msg = res.Metrics, res.Message
+			outs, err = r.collect(s, outDir, res.Outputs)
+		}
+	} else {
+		outs, metrics, err = r.runUserStep(ctx, n, rec, be, task, mpath)
+	}
+	// The slot goes back before the result is recorded. A step that fails
+	// for good says so, so that nothing new starts meanwhile (without
+	// --keep-going).
+	retries := 0
+	if s.Run != nil {
+		retries = s.Run.Retries
+	}
+	r.release(n, err != nil && ctx.Err() == nil && rec.attempt > retries)
+	return outs, metrics, msg, err
+}
+
+// runBuiltin runs a builtin in the slot it holds.
+func (r *Run) runBuiltin(ctx context.Context, n *node, f BuiltinFunc, rec *record, inputs map[string]string, inputOutputs map[string]state.Output, outDir, logPath string) (*BuiltinResult, error) {
+	if err := rec.begin(context.WithoutCancel(ctx), time.Now(), true); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	s := n.step
+	res, err := f(ctx, &Call{Step: s, Run: r, Inputs: inputs, InputOutputs: inputOutputs, OutDir: outDir,
+		ProjectDir: r.opts.ProjectDir, State: r.opts.State, Store: r.opts.Store, ExecID: rec.id, Log: logf})
+	if err != nil {
+		fmt.Fprintln(logf, "error:", err)
+		return nil, err
+	}
+	return res, nil
+}
+
+// makeWork makes the step's work folder, empty (a folder left by an
+// earlier process with the same run ID is removed first).
+func (r *Run) makeWork(work string) error {
+	r.runDirOnce.Do(func() { r.runDirErr = os.MkdirAll(filepath.Dir(work), 0o755) })
+	if r.runDirErr != nil {
+		return r.runDirErr
+	}
+	err := os.Mkdir(work, 0o755)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		if err := os.RemoveAll(work); err != nil {
+			return err
+		}
+		err = os.Mkdir(work, 0o755)
+	case errors.Is(err, fs.ErrNotExist):
+		err = os.MkdirAll(work, 0o755)
+	}
+	return err
 }
 
 // materialize copies each input artifact into the work folder.
@@ -407,8 +570,10 @@ func envName(name string) string {
 	return b.String()
 }
 
-// runUserStep runs user code on the step's backend under the contract.
-func (r *Run) runUserStep(ctx context.Context, n *node, work, logPath string, inputs, outputs map[string]string, tmpDir string) ([]state.Output, []state.Metric, string, error) {
+// userTask prepares the task of a user step under the contract: its code
+// folder, environment and files. It returns the task, its backend and the
+// path of its metrics file.
+func (r *Run) userTask(n *node, rec *record, work, logPath string, inputs, outputs map[string]string) (*backend.Task, backend.Interface, string, error) {
 	s := n.step
 	be := r.opts.Backends[s.Backend]
 	if be == nil {
@@ -425,7 +590,9 @@ func (r *Run) runUserStep(ctx context.Context, n *node, work, logPath string, in
 	for k, v := range r.opts.BaseEnv {
 		env[k] = v
 	}
-	env["TMPDIR"] = tmpDir
+	// The work folder is the step's own: its home and its temporary
+	// folder too (one folder less to make per step).
+	env["TMPDIR"] = work
 	env["HOME"] = work
 	for k, v := range s.Run.Env {
 		if v.Secret != "" {
@@ -443,11 +610,10 @@ func (r *Run) runUserStep(ctx context.Context, n *node, work, logPath string, in
 	}
 	env["WEIR_RUN_ID"] = r.ID
 	env["WEIR_STEP"] = s.Address
+	// The metrics file is made by the step's first append: a step that
+	// reports none costs no file.
 	metricsPath := filepath.Join(work, "metrics.jsonl")
 	env["WEIR_METRICS"] = metricsPath
-	if err := os.WriteFile(metricsPath, nil, 0o644); err != nil {
-		return nil, nil, "", err
-	}
 	if len(s.Params) > 0 {
 		pp := filepath.Join(work, "params.json")
 		b, _ := json.Marshal(s.Params)
@@ -462,24 +628,66 @@ func (r *Run) runUserStep(ctx context.Context, n *node, work, logPath string, in
 	for name, p := range outputs {
 		env["WEIR_OUTPUT_"+envName(name)] = p
 	}
-	t := &backend.Task{RunID: r.ID, Step: s.Address, Argv: s.Run.Command, WorkDir: work, Dir: dir, Env: env,
+	t := &backend.Task{RunID: r.ID, Step: s.Address, Attempt: rec.attempt, Argv: s.Run.Command, WorkDir: work, Dir: dir, Env: env,
 		Inputs: inputs, Outputs: outputs, Image: s.Run.Image, Resources: s.Run.Resources, Network: s.Run.Network, LogPath: logPath}
+	return t, be, metricsPath, nil
+}
+
+// runUserStep runs a user step's task in the slot it holds, and stores its
+// outputs.
+func (r *Run) runUserStep(ctx context.Context, n *node, rec *record, be backend.Interface, t *backend.Task, metricsPath string) ([]state.Output, []state.Metric, error) {
+	s := n.step
+	res, err := r.runProcess(ctx, n, rec, be, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	metrics, merr := readMetrics(metricsPath)
+	switch {
+	case res.timedOut:
+		return nil, metrics, &timeoutError{d: s.Run.Timeout}
+	case res.State == backend.StateCancelled:
+		return nil, metrics, errors.New("cancelled")
+	case res.State != backend.StateSucceeded:
+		return nil, metrics, &StepError{Message: res.Message, LogTail: logTail(t.LogPath, 20), ExitCode: res.ExitCode}
+	}
+	if merr != nil {
+		return nil, metrics, &StepError{Message: merr.Error()}
+	}
+	outs, err := r.collect(s, filepath.Join(t.WorkDir, "out"), nil)
+	return outs, metrics, err
+}
+
+// processResult is how a step's program ended.
+type processResult struct {
+	*backend.Result
+	timedOut bool
+}
+
+// runProcess runs the task on its backend.
+func (r *Run) runProcess(ctx context.Context, n *node, rec *record, be backend.Interface, t *backend.Task) (*processResult, error) {
+	s := n.step
+	bg := context.WithoutCancel(ctx)
+	rec.begin(bg, time.Now(), false)
 	id, err := be.Submit(ctx, t)
 	if err != nil {
-		return nil, nil, "", &StepError{Message: err.Error()}
+		return nil, &StepError{Message: err.Error()}
 	}
 	var timeout time.Duration
 	if s.Run.Timeout != "" {
 		timeout, _ = time.ParseDuration(s.Run.Timeout)
 	}
-	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watchCtx, stopWatch := context.WithCancel(bg)
 	defer stopWatch()
 	var timedOut bool
 	stop := make(chan struct{})
+	cancelled := make(chan struct{})
 	go func() {
+		defer close(cancelled)
 		var timer <-chan time.Time
 		if timeout > 0 {
-			timer = time.After(timeout)
+			tm := time.NewTimer(timeout)
+			defer tm.Stop()
+			timer = tm.C
 		}
 		select {
 		case <-stop:
@@ -488,7 +696,7 @@ func (r *Run) runUserStep(ctx context.Context, n *node, work, logPath string, in
 		case <-timer:
 			timedOut = true
 		}
-		be.Cancel(context.WithoutCancel(ctx), id, r.opts.Grace)
+		be.Cancel(bg, id, r.opts.Grace)
 	}()
 	res, err := be.Watch(watchCtx, id, func(e backend.Event) {
 		if e.Line != "" {
@@ -496,23 +704,11 @@ func (r *Run) runUserStep(ctx context.Context, n *node, work, logPath string, in
 		}
 	})
 	close(stop)
+	<-cancelled
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("watching the step: %w", err)
+		return nil, fmt.Errorf("watching the step: %w", err)
 	}
-	metrics, merr := readMetrics(metricsPath)
-	switch {
-	case timedOut:
-		return nil, metrics, "", &timeoutError{d: s.Run.Timeout}
-	case res.State == backend.StateCancelled:
-		return nil, metrics, "", errors.New("cancelled")
-	case res.State != backend.StateSucceeded:
-		return nil, metrics, "", &StepError{Message: res.Message, LogTail: logTail(logPath, 20), ExitCode: res.ExitCode}
-	}
-	if merr != nil {
-		return nil, metrics, "", &StepError{Message: merr.Error()}
-	}
-	outs, err := r.collect(s, filepath.Join(work, "out"), nil)
-	return outs, metrics, "", err
+	return &processResult{Result: res, timedOut: timedOut}, nil
 }
 
 // readMetrics parses the step's metrics file: JSON objects, one per line,
@@ -537,8 +733,8 @@ func readMetrics(path string) ([]state.Metric, error) {
 		if err := json.Unmarshal([]byte(text), &obj); err != nil {
 			return out, fmt.Errorf("WEIR_METRICS line %d is not a JSON object: %v", line, err)
 		}
-		for k, v := range obj {
-			f, ok := v.(float64)
+		for _, k := range keyOrder(text, obj) {
+			f, ok := obj[k].(float64)
 			if !ok {
 				continue // strings, nested values: not metrics
 			}
@@ -547,6 +743,39 @@ func readMetrics(path string) ([]state.Metric, error) {
 		}
 	}
 	return out, nil
+}
+
+// keyOrder returns the keys of a JSON object in the order the text gives
+// them, so metrics are recorded in the order the step reported them on
+// every run and every backend.
+func keyOrder(text string, obj map[string]any) []string {
+	keys := make([]string, 0, len(obj))
+	in := map[string]bool{}
+	dec := json.NewDecoder(strings.NewReader(text))
+	if t, err := dec.Token(); err == nil && t == json.Delim('{') {
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				break
+			}
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				break
+			}
+			if k, ok := t.(string); ok && !in[k] {
+				in[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	var rest []string
+	for k := range obj {
+		if !in[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Strings(rest)
+	return append(keys, rest...)
 }
 
 // logTail returns the last n lines of a log.
