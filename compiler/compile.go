@@ -79,6 +79,8 @@ type Options struct {
 	State State
 	// CacheDir caches the evaluation of an unchanged spec (.weir/cache).
 	CacheDir string
+	// Inputs are the variables an HCL or Jsonnet spec reads.
+	Inputs load.Inputs
 	// WeirVersion is recorded in the plan.
 	WeirVersion string
 	// Lower, when set, lowers each step for its backend.
@@ -152,7 +154,7 @@ func Compile(ctx context.Context, opts Options) (*Result, diag.Diagnostics) {
 }
 
 func passLoad(ctx context.Context, c *compilation) diag.Diagnostics {
-	ld, ds := load.Load(ctx, c.opts.Dir, load.Options{CacheDir: c.opts.CacheDir})
+	ld, ds := load.Load(ctx, c.opts.Dir, load.Options{CacheDir: c.opts.CacheDir, Inputs: c.opts.Inputs})
 	c.res.Load = ld
 	return ds
 }

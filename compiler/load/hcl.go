@@ -157,7 +157,7 @@ func readHCL(files []*specFile, opts Options) (*frontSpec, diag.Diagnostics) {
 			r.ctx.Variables[sec] = cty.EmptyObjectVal
 		}
 	}
-	r.variables(vars, opts.Vars, main)
+	r.variables(vars, opts.Inputs, main)
 	r.locals(locals)
 	if r.diags.HasErrors() {
 		return nil, (&frontSpec{main: main}).placed(r.diags)
@@ -384,8 +384,16 @@ func (r *hclReader) add(hd hcl.Diagnostics, code string) bool {
 }
 
 // variables sets var.NAME: the value given (Options.Vars), else the
-// default; a typed variable converts its value to the type.
-func (r *hclReader) variables(blocks []*hclsyntax.Block, given map[string]string, main string) {
+// default; a typed variable converts its value to the type (see
+// Inputs.Vars).
+func (r *hclReader) variables(blocks []*hclsyntax.Block, in Inputs, main string) {
+	given := map[string]string{}
+	for k, v := range in.EnvVars {
+		given[k] = v
+	}
+	for k, v := range in.Vars {
+		given[k] = v
+	}
 	vals := map[string]cty.Value{}
 	declared := map[string]bool{}
 	for _, b := range blocks {
@@ -405,11 +413,13 @@ func (r *hclReader) variables(blocks []*hclsyntax.Block, given map[string]string
 				v = cty.StringVal(text)
 			} else {
 				x, hd := hclsyntax.ParseExpression([]byte(text), "-var "+name, hcl.InitialPos)
-				if r.add(hd, "invalid") {
-					continue
+				var val cty.Value
+				if !hd.HasErrors() {
+					val, hd = x.Value(&hcl.EvalContext{Functions: r.ctx.Functions})
 				}
-				val, hd := x.Value(nil)
-				if r.add(hd, "invalid") {
+				if hd.HasErrors() {
+					r.errorf("conflict", b.DefRange(), "variable %q is of type %s: the value given, %q, is not an HCL expression of that type",
+						name, ty.FriendlyName(), text)
 					continue
 				}
 				v = val
@@ -431,7 +441,7 @@ func (r *hclReader) variables(blocks []*hclsyntax.Block, given map[string]string
 		}
 		vals[name] = cv
 	}
-	for name := range given {
+	for name := range in.Vars {
 		if !declared[name] {
 			r.diags = append(r.diags, diag.Errorf("unknown-variable", "", &diag.Range{Filename: main, Start: diag.Pos{Line: 1, Column: 1}, End: diag.Pos{Line: 1, Column: 1}},
 				"a value is given for variable %q, which the spec does not declare (variable %q { ... })", name, name))

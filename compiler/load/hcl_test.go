@@ -36,7 +36,7 @@ func FuzzLoadHCL(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, src string) {
 		sf := &specFile{name: "weir.hcl", path: dir + "/weir.hcl", src: []byte(src)}
-		p, _, ds := evaluateHCL(dir, []*specFile{sf}, Options{Vars: map[string]string{}})
+		p, _, ds := evaluateHCL(dir, []*specFile{sf}, Options{})
 		if p == nil && !ds.HasErrors() {
 			t.Fatalf("no project and no error for %q", src)
 		}

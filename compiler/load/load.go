@@ -50,10 +50,20 @@ type Options struct {
 	// the content of each part of a split spec, so an edit re-evaluates
 	// only the parts it touches.
 	CacheDir string
-	// Vars set an HCL spec's variables (-var NAME=VALUE, WEIR_VAR_NAME):
-	// the text is read as an HCL expression when it parses as one whose
-	// type the variable accepts, else as a string.
+	Inputs
+}
+
+// Inputs are the values an HCL or Jsonnet spec reads from outside its
+// files; a CUE spec has none.
+type Inputs struct {
+	// Vars set an HCL spec's variables (-var NAME=VALUE): a variable of
+	// type string, or of no type, takes the text as it is; any other type
+	// reads it as an HCL expression. A value for a variable the spec does
+	// not declare is an error.
 	Vars map[string]string
+	// EnvVars are like Vars (WEIR_VAR_NAME=VALUE), with lower precedence;
+	// values for undeclared variables are ignored.
+	EnvVars map[string]string
 	// ExtStr and ExtCode set a Jsonnet spec's external variables
 	// (std.extVar) to a string or to Jsonnet code; TLAStr and TLACode its
 	// top-level arguments when the spec is a function.

@@ -61,6 +61,7 @@ steps are kept, so the next apply resumes where this one stopped.`,
 	fl.StringSliceVar(&f.replace, "replace", nil, "run `ADDR` again even if cached (repeatable)")
 	fl.BoolVar(&f.json, "json", false, "print progress as JSON events, one per line")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "stream every step's output, prefixed with its address")
+	addSpecInputFlags(cmd)
 	return cmd
 }
 
@@ -228,7 +229,7 @@ func checkStale(ctx context.Context, p *schema.Plan, ps *planState, dir string) 
 	if p.StateSerial != ps.Serial() {
 		return fmt.Errorf("the plan is stale: the state changed since it was made (serial %d, now %d); run weir plan again", p.StateSerial, ps.Serial())
 	}
-	ld, ds := load.Load(ctx, dir, load.Options{CacheDir: weirDir(dir) + "/cache"})
+	ld, ds := load.Load(ctx, dir, load.Options{CacheDir: weirDir(dir) + "/cache", Inputs: specInputs()})
 	if ds.HasErrors() {
 		return fmt.Errorf("the plan's spec no longer loads: run weir plan again\n%s", ds.Err())
 	}

@@ -45,6 +45,7 @@ Exit codes with -detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
 	fl.StringSliceVar(&f.targets, "target", nil, "plan only `ADDR` and what it needs (repeatable)")
 	fl.StringSliceVar(&f.replace, "replace", nil, "run `ADDR` again even if cached (repeatable)")
 	fl.BoolVar(&f.trace, "trace", false, "print the time each compiler pass takes")
+	addSpecInputFlags(cmd)
 	return cmd
 }
 
@@ -53,6 +54,7 @@ func compileOptions(dir string) compiler.Options {
 	return compiler.Options{
 		Dir:         dir,
 		CacheDir:    weirDir(dir) + "/cache",
+		Inputs:      specInputs(),
 		WeirVersion: Version,
 		Lower:       lowerIn(dir),
 		Policy:      policyPass(dir, policy.Lock{}, nil),

@@ -38,6 +38,7 @@ func newValidateCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print diagnostics as JSON")
+	addSpecInputFlags(cmd)
 	return cmd
 }
 
