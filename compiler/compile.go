@@ -89,6 +89,11 @@ type Options struct {
 	Policy PolicyFunc
 	// LockHash is the digest of weir.lock, recorded in the plan.
 	LockHash string
+	// Resolve pins the spec's image references to digests (from weir.lock,
+	// a registry or the engine). Problems it cannot fix are warnings: an
+	// unpinned image stays keyed by its tag, and the image policies judge
+	// it. Nil leaves images as written.
+	Resolve func(ctx context.Context, refs []string) (map[string]string, diag.Diagnostics)
 	// StopAfter ends the pass list after the named pass (tests, `weir
 	// validate`).
 	StopAfter string
@@ -112,6 +117,7 @@ type pass struct {
 // read the plan's actions and its cost estimate.
 var Passes = []pass{
 	{"load", passLoad},
+	{"resolve", passResolve},
 	{"graph", passGraph},
 	{"lower", passLower},
 	{"diff", passDiff},
@@ -122,6 +128,8 @@ var Passes = []pass{
 type compilation struct {
 	opts Options
 	res  *Result
+	// images are the resolve pass's pins: reference -> digest.
+	images map[string]string
 }
 
 // Compile runs the passes and returns what they produced with every
@@ -160,7 +168,8 @@ func passLoad(ctx context.Context, c *compilation) diag.Diagnostics {
 }
 
 func passGraph(ctx context.Context, c *compilation) diag.Diagnostics {
-	g, ds := graph.Build(c.res.Load.Project, c.res.Load.Sources, graph.Options{Dir: c.res.Load.Dir, AliasDigest: c.opts.State.AliasDigest})
+	g, ds := graph.Build(c.res.Load.Project, c.res.Load.Sources, graph.Options{Dir: c.res.Load.Dir,
+		AliasDigest: c.opts.State.AliasDigest, ImagePins: c.images})
 	if ds.HasErrors() {
 		return ds
 	}
@@ -176,6 +185,7 @@ func passGraph(ctx context.Context, c *compilation) diag.Diagnostics {
 		Steps:         g.Steps,
 		Changes:       g.Changes,
 		Backends:      map[string]*schema.Backend{},
+		Images:        c.images,
 	}
 	for _, s := range g.Steps {
 		if s.Backend == "" {
@@ -190,6 +200,57 @@ func passGraph(ctx context.Context, c *compilation) diag.Diagnostics {
 	ds = append(ds, selectTargets(p, c.opts.Targets, c.res.Load.Sources)...)
 	c.res.Plan = p
 	return ds
+}
+
+// passResolve pins every image the spec names.
+func passResolve(ctx context.Context, c *compilation) diag.Diagnostics {
+	if c.opts.Resolve == nil {
+		return nil
+	}
+	refs := Images(c.res.Load.Project)
+	if len(refs) == 0 {
+		return nil
+	}
+	pins, ds := c.opts.Resolve(ctx, refs)
+	c.images = pins
+	return ds
+}
+
+// Images lists the image references a project's run sites name, sorted.
+func Images(p *schema.Project) []string {
+	set := map[string]bool{}
+	add := func(r *schema.Run) {
+		if r != nil && r.Image != "" {
+			set[r.Image] = true
+		}
+	}
+	if p.Defaults != nil && p.Defaults.Image != "" {
+		set[p.Defaults.Image] = true
+	}
+	for _, f := range p.Features {
+		add(f.Transform)
+	}
+	for _, t := range p.Training {
+		add(&t.Run)
+		if t.Evaluate != nil {
+			add(&t.Evaluate.Run)
+		}
+	}
+	for _, b := range p.Batch {
+		add(&b.Run)
+	}
+	for _, t := range p.Tasks {
+		add(&t.Run)
+	}
+	for _, s := range p.Serving {
+		add(s.Server)
+	}
+	out := make([]string, 0, len(set))
+	for r := range set {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func passPolicy(ctx context.Context, c *compilation) diag.Diagnostics {

@@ -70,6 +70,9 @@ type Plan struct {
 	StateSerial int64 `json:"state_serial"`
 	// Backends are the backends the steps run on, by name, as configured.
 	Backends map[string]*Backend `json:"backends,omitempty"`
+	// Images are the spec's image references pinned to digests (from
+	// weir.lock or the resolve pass); an image absent here is unpinned.
+	Images map[string]string `json:"images,omitempty"`
 	// Targets restrict the plan to these addresses and what they need.
 	Targets []string `json:"targets,omitempty"`
 	// Replace forces these addresses to run even if cached.

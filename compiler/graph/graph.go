@@ -26,6 +26,9 @@ type Options struct {
 	// at, for the cache key of steps that read a model through an alias
 	// ("models.m@production"); nil or not found means it points nowhere.
 	AliasDigest func(model, alias string) (string, bool)
+	// ImagePins maps image references to the digests they resolved to; a
+	// pinned image enters cache keys by digest, so a moved tag re-runs.
+	ImagePins map[string]string
 }
 
 // Graph is the compiled step graph.

@@ -31,6 +31,9 @@ func (b *builder) key(s *schema.Step) {
 		parts["command"] = digestJSON(s.Run.Command)
 		if s.Run.Image != "" {
 			parts["image"] = s.Run.Image
+			if d, ok := b.opts.ImagePins[s.Run.Image]; ok {
+				parts["image"] = s.Run.Image + "@" + d
+			}
 		}
 		env := map[string]schema.EnvVar{}
 		for k, v := range s.Run.Env {

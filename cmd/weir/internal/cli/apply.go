@@ -34,6 +34,7 @@ type applyFlags struct {
 	replace     []string
 	json        bool
 	verbose     bool
+	offline     bool
 }
 
 func newApplyCmd() *cobra.Command {
@@ -61,6 +62,7 @@ steps are kept, so the next apply resumes where this one stopped.`,
 	fl.StringSliceVar(&f.replace, "replace", nil, "run `ADDR` again even if cached (repeatable)")
 	fl.BoolVar(&f.json, "json", false, "print progress as JSON events, one per line")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "stream every step's output, prefixed with its address")
+	fl.BoolVar(&f.offline, "offline", false, "resolve images from weir.lock only (also WEIR_OFFLINE=1)")
 	addSpecInputFlags(cmd)
 	return cmd
 }
@@ -116,6 +118,7 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 		opts := compileOptions(dir)
 		opts.State = ps
 		opts.Targets, opts.Replace = f.targets, f.replace
+		opts.Resolve = imageResolver(dir, offlineMode(f.offline), stderr)
 		res, ds := compiler.Compile(ctx, opts)
 		if ds.HasErrors() {
 			return fail(stderr, ds)

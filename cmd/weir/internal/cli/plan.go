@@ -9,7 +9,6 @@ import (
 
 	"weir.dev/weir/cmd/weir/internal/view"
 	"weir.dev/weir/compiler"
-	"weir.dev/weir/compiler/policy"
 )
 
 type planFlags struct {
@@ -19,6 +18,7 @@ type planFlags struct {
 	targets      []string
 	replace      []string
 	trace        bool
+	offline      bool
 }
 
 func newPlanCmd() *cobra.Command {
@@ -45,6 +45,7 @@ Exit codes with -detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
 	fl.StringSliceVar(&f.targets, "target", nil, "plan only `ADDR` and what it needs (repeatable)")
 	fl.StringSliceVar(&f.replace, "replace", nil, "run `ADDR` again even if cached (repeatable)")
 	fl.BoolVar(&f.trace, "trace", false, "print the time each compiler pass takes")
+	fl.BoolVar(&f.offline, "offline", false, "resolve images from weir.lock only (also WEIR_OFFLINE=1)")
 	addSpecInputFlags(cmd)
 	return cmd
 }
@@ -57,7 +58,7 @@ func compileOptions(dir string) compiler.Options {
 		Inputs:      specInputs(),
 		WeirVersion: Version,
 		Lower:       lowerIn(dir),
-		Policy:      policyPass(dir, policy.Lock{}, nil),
+		Policy:      withImages(dir),
 	}
 }
 
@@ -81,6 +82,7 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 	opts := compileOptions(dir)
 	opts.State = ps
 	opts.Targets, opts.Replace = f.targets, f.replace
+	opts.Resolve = imageResolver(dir, offlineMode(f.offline), cmd.ErrOrStderr())
 	if f.trace {
 		opts.Trace = traceTo(cmd)
 	}
