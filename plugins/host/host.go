@@ -65,6 +65,18 @@ type Plugin struct {
 	procs  map[int]*process
 	gen    int
 	closed bool
+	// runs are the Run streams of submitted tasks, by task ID, until Watch
+	// takes them; noRun is set once the plugin has answered Run with
+	// UNIMPLEMENTED.
+	runs  map[string]*runStream
+	noRun bool
+}
+
+// runStream is a Run call whose first message (the task's ID) has been
+// read: Watch reads the rest.
+type runStream struct {
+	stream pb.Backend_RunClient
+	cancel context.CancelFunc
 }
 
 var _ backend.Interface = (*Plugin)(nil)
@@ -94,7 +106,7 @@ func Open(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.ExitWait == 0 {
 		opts.ExitWait = 2 * time.Second
 	}
-	p := &Plugin{opts: opts, procs: map[int]*process{}}
+	p := &Plugin{opts: opts, procs: map[int]*process{}, runs: map[string]*runStream{}}
 	if _, err := p.process(ctx); err != nil {
 		return nil, err
 	}
@@ -178,6 +190,9 @@ func (p *Plugin) start(ctx context.Context, gen int) (*process, error) {
 		SyncStdout:       io.Discard,
 		SyncStderr:       stderr,
 		Logger:           hclog.NewNullLogger(),
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(1 << 20),
+		},
 	})
 	pr := &process{gen: gen, client: client, cmd: cmd, stderr: stderr}
 	fail := func(reason string) error {
@@ -275,6 +290,10 @@ func (p *Plugin) Close() error {
 	procs := p.procs
 	p.procs = map[int]*process{}
 	p.cur = nil
+	for id, r := range p.runs {
+		r.cancel()
+		delete(p.runs, id)
+	}
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, pr := range procs {
@@ -388,17 +407,72 @@ func (p *Plugin) Lower(ctx context.Context, s *schema.Step) (json.RawMessage, er
 }
 
 // Submit starts a task on the plugin (starting the plugin again first if
-// it died).
+// it died). It uses Run, so that the task's events come on the same call,
+// and Submit with a plugin that does not implement Run.
 func (p *Plugin) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	pr, err := p.process(ctx)
 	if err != nil {
 		return "", err
+	}
+	p.mu.Lock()
+	noRun := p.noRun
+	p.mu.Unlock()
+	if !noRun {
+		id, err := p.run(ctx, pr, t)
+		if status.Code(err) != codes.Unimplemented {
+			return id, err
+		}
+		p.mu.Lock()
+		p.noRun = true
+		p.mu.Unlock()
 	}
 	res, err := pr.rpc.Submit(ctx, &pb.SubmitRequest{Task: wire.Task(t)})
 	if err != nil {
 		return "", p.callError(pr, "Submit", err)
 	}
 	return strconv.Itoa(pr.gen) + "/" + res.Id, nil
+}
+
+// run submits a task with Run and keeps the stream for Watch. The stream
+// outlives ctx, which bounds only the wait for the task's ID.
+func (p *Plugin) run(ctx context.Context, pr *process, t *backend.Task) (string, error) {
+	sctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, cancel)
+	stream, err := pr.rpc.Run(sctx, &pb.SubmitRequest{Task: wire.Task(t)})
+	var ev *pb.WatchEvent
+	if err == nil {
+		ev, err = stream.Recv()
+	}
+	kept := stop()
+	if err != nil {
+		cancel()
+		if status.Code(err) == codes.Unimplemented {
+			return "", err
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", p.callError(pr, "Run", err)
+	}
+	sub := ev.GetSubmitted()
+	if sub == nil {
+		cancel()
+		return "", fmt.Errorf("backend plugin %s: Run's first message is not the task's ID", p.opts.Kind)
+	}
+	id := strconv.Itoa(pr.gen) + "/" + sub.Id
+	if !kept {
+		cancel() // ctx ended meanwhile: the task runs, Watch follows it anew
+		return id, nil
+	}
+	p.mu.Lock()
+	p.runs[id] = &runStream{stream: stream, cancel: cancel}
+	p.mu.Unlock()
+	return id, nil
+}
+
+// eventStream is what Watch reads: a Watch call, or the rest of a Run.
+type eventStream interface {
+	Recv() (*pb.WatchEvent, error)
 }
 
 // Watch follows a task over the protocol's stream. If the plugin dies, the
@@ -411,16 +485,28 @@ func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (
 	if fn == nil {
 		fn = func(backend.Event) {}
 	}
-	stream, err := pr.rpc.Watch(ctx, &pb.WatchRequest{Id: rid})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+	p.mu.Lock()
+	run := p.runs[id]
+	delete(p.runs, id)
+	p.mu.Unlock()
+	var stream eventStream
+	if run != nil {
+		defer run.cancel()
+		defer context.AfterFunc(ctx, run.cancel)()
+		stream = run.stream
+	} else {
+		stream, err = pr.rpc.Watch(ctx, &pb.WatchRequest{Id: rid})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if transport(err) || pr.exited() {
+				return p.lost(pr, err), nil
+			}
+			return nil, wire.ErrorFrom(err)
 		}
-		if transport(err) || pr.exited() {
-			return p.lost(pr, err), nil
-		}
-		return nil, wire.ErrorFrom(err)
 	}
+	final := false // a plugin may send the final state before the result
 	for {
 		ev, err := stream.Recv()
 		if err == io.EOF {
@@ -437,7 +523,9 @@ func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (
 		}
 		switch e := ev.Event.(type) {
 		case *pb.WatchEvent_State:
-			fn(backend.Event{State: wire.StateFrom(e.State.State), Message: e.State.Message})
+			st := wire.StateFrom(e.State.State)
+			final = final || st.Terminal()
+			fn(backend.Event{State: st, Message: e.State.Message})
 		case *pb.WatchEvent_Lines:
 			for _, l := range e.Lines.Lines {
 				fn(backend.Event{Line: l})
@@ -446,6 +534,9 @@ func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (
 			r := wire.ResultFrom(e.Result)
 			if !r.State.Terminal() {
 				return nil, fmt.Errorf("backend plugin %s ended task %s in state %q, which is not final", p.opts.Kind, id, r.State)
+			}
+			if !final {
+				fn(backend.Event{State: r.State, Message: r.Message})
 			}
 			return r, nil
 		}

@@ -771,8 +771,9 @@ func (x *WatchRequest) GetId() string {
 	return ""
 }
 
-// WatchEvent is one message of a Watch stream: a state change, lines of
-// output, or (last) the result.
+// WatchEvent is one message of a Watch (or Run) stream: a state change,
+// lines of output, or (last) the result; Run's stream starts with the ID of
+// the task it submitted.
 type WatchEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Event:
@@ -780,6 +781,7 @@ type WatchEvent struct {
 	//	*WatchEvent_State
 	//	*WatchEvent_Lines
 	//	*WatchEvent_Result
+	//	*WatchEvent_Submitted
 	Event         isWatchEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -849,6 +851,15 @@ func (x *WatchEvent) GetResult() *Result {
 	return nil
 }
 
+func (x *WatchEvent) GetSubmitted() *Submitted {
+	if x != nil {
+		if x, ok := x.Event.(*WatchEvent_Submitted); ok {
+			return x.Submitted
+		}
+	}
+	return nil
+}
+
 type isWatchEvent_Event interface {
 	isWatchEvent_Event()
 }
@@ -865,12 +876,66 @@ type WatchEvent_Result struct {
 	Result *Result `protobuf:"bytes,3,opt,name=result,proto3,oneof"`
 }
 
+type WatchEvent_Submitted struct {
+	Submitted *Submitted `protobuf:"bytes,4,opt,name=submitted,proto3,oneof"`
+}
+
 func (*WatchEvent_State) isWatchEvent_Event() {}
 
 func (*WatchEvent_Lines) isWatchEvent_Event() {}
 
 func (*WatchEvent_Result) isWatchEvent_Event() {}
 
+func (*WatchEvent_Submitted) isWatchEvent_Event() {}
+
+// Submitted is the first message of a Run stream.
+type Submitted struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the task, as Submit's response does.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Submitted) Reset() {
+	*x = Submitted{}
+	mi := &file_backend_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Submitted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Submitted) ProtoMessage() {}
+
+func (x *Submitted) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Submitted.ProtoReflect.Descriptor instead.
+func (*Submitted) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Submitted) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// StateChange is a change of the task's state. The result implies the
+// final one: a plugin need not send it before the result.
 type StateChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	State State                  `protobuf:"varint,1,opt,name=state,proto3,enum=weir.backend.v1.State" json:"state,omitempty"`
@@ -882,7 +947,7 @@ type StateChange struct {
 
 func (x *StateChange) Reset() {
 	*x = StateChange{}
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +959,7 @@ func (x *StateChange) String() string {
 func (*StateChange) ProtoMessage() {}
 
 func (x *StateChange) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +972,7 @@ func (x *StateChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateChange.ProtoReflect.Descriptor instead.
 func (*StateChange) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{12}
+	return file_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StateChange) GetState() State {
@@ -935,7 +1000,7 @@ type Lines struct {
 
 func (x *Lines) Reset() {
 	*x = Lines{}
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +1012,7 @@ func (x *Lines) String() string {
 func (*Lines) ProtoMessage() {}
 
 func (x *Lines) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,7 +1025,7 @@ func (x *Lines) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lines.ProtoReflect.Descriptor instead.
 func (*Lines) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{13}
+	return file_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Lines) GetLines() []string {
@@ -986,7 +1051,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1063,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1076,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{14}
+	return file_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Result) GetState() State {
@@ -1053,7 +1118,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1130,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1143,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{15}
+	return file_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -1103,7 +1168,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1180,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,7 +1193,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{16}
+	return file_backend_proto_rawDescGZIP(), []int{17}
 }
 
 // Service is one revision of a long-lived service (a model server).
@@ -1156,7 +1221,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1233,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1246,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Service) GetName() string {
@@ -1288,7 +1353,7 @@ type Deployment struct {
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1300,7 +1365,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1313,7 +1378,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Deployment) GetId() string {
@@ -1356,7 +1421,7 @@ type Revision struct {
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1433,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1446,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Revision) GetName() string {
@@ -1415,7 +1480,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1492,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1505,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{20}
+	return file_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Split) GetRevision() string {
@@ -1466,7 +1531,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1478,7 +1543,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1491,7 +1556,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{21}
+	return file_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeployRequest) GetService() *Service {
@@ -1510,7 +1575,7 @@ type DeployResponse struct {
 
 func (x *DeployResponse) Reset() {
 	*x = DeployResponse{}
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1587,7 @@ func (x *DeployResponse) String() string {
 func (*DeployResponse) ProtoMessage() {}
 
 func (x *DeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1600,7 @@ func (x *DeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployResponse.ProtoReflect.Descriptor instead.
 func (*DeployResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{22}
+	return file_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeployResponse) GetDeployment() *Deployment {
@@ -1555,7 +1620,7 @@ type SetTrafficRequest struct {
 
 func (x *SetTrafficRequest) Reset() {
 	*x = SetTrafficRequest{}
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1632,7 @@ func (x *SetTrafficRequest) String() string {
 func (*SetTrafficRequest) ProtoMessage() {}
 
 func (x *SetTrafficRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1645,7 @@ func (x *SetTrafficRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrafficRequest.ProtoReflect.Descriptor instead.
 func (*SetTrafficRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{23}
+	return file_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SetTrafficRequest) GetId() string {
@@ -1606,7 +1671,7 @@ type SetTrafficResponse struct {
 
 func (x *SetTrafficResponse) Reset() {
 	*x = SetTrafficResponse{}
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1683,7 @@ func (x *SetTrafficResponse) String() string {
 func (*SetTrafficResponse) ProtoMessage() {}
 
 func (x *SetTrafficResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1696,7 @@ func (x *SetTrafficResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrafficResponse.ProtoReflect.Descriptor instead.
 func (*SetTrafficResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{24}
+	return file_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetTrafficResponse) GetDeployment() *Deployment {
@@ -1651,7 +1716,7 @@ type UndeployRequest struct {
 
 func (x *UndeployRequest) Reset() {
 	*x = UndeployRequest{}
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1663,7 +1728,7 @@ func (x *UndeployRequest) String() string {
 func (*UndeployRequest) ProtoMessage() {}
 
 func (x *UndeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1741,7 @@ func (x *UndeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployRequest.ProtoReflect.Descriptor instead.
 func (*UndeployRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{25}
+	return file_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UndeployRequest) GetId() string {
@@ -1701,7 +1766,7 @@ type UndeployResponse struct {
 
 func (x *UndeployResponse) Reset() {
 	*x = UndeployResponse{}
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1778,7 @@ func (x *UndeployResponse) String() string {
 func (*UndeployResponse) ProtoMessage() {}
 
 func (x *UndeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1791,7 @@ func (x *UndeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployResponse.ProtoReflect.Descriptor instead.
 func (*UndeployResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{26}
+	return file_backend_proto_rawDescGZIP(), []int{27}
 }
 
 var File_backend_proto protoreflect.FileDescriptor
@@ -1786,13 +1851,16 @@ const file_backend_proto_rawDesc = "" +
 	"\x0eSubmitResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x1e\n" +
 	"\fWatchRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xae\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xea\x01\n" +
 	"\n" +
 	"WatchEvent\x124\n" +
 	"\x05state\x18\x01 \x01(\v2\x1c.weir.backend.v1.StateChangeH\x00R\x05state\x12.\n" +
 	"\x05lines\x18\x02 \x01(\v2\x16.weir.backend.v1.LinesH\x00R\x05lines\x121\n" +
-	"\x06result\x18\x03 \x01(\v2\x17.weir.backend.v1.ResultH\x00R\x06resultB\a\n" +
-	"\x05event\"U\n" +
+	"\x06result\x18\x03 \x01(\v2\x17.weir.backend.v1.ResultH\x00R\x06result\x12:\n" +
+	"\tsubmitted\x18\x04 \x01(\v2\x1a.weir.backend.v1.SubmittedH\x00R\tsubmittedB\a\n" +
+	"\x05event\"\x1b\n" +
+	"\tSubmitted\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"U\n" +
 	"\vStateChange\x12,\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x16.weir.backend.v1.StateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x1d\n" +
@@ -1866,13 +1934,14 @@ const file_backend_proto_rawDesc = "" +
 	"\rSTATE_RUNNING\x10\x02\x12\x13\n" +
 	"\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n" +
 	"\fSTATE_FAILED\x10\x04\x12\x13\n" +
-	"\x0fSTATE_CANCELLED\x10\x052\xc6\x05\n" +
+	"\x0fSTATE_CANCELLED\x10\x052\x8c\x06\n" +
 	"\aBackend\x12R\n" +
 	"\tConfigure\x12!.weir.backend.v1.ConfigureRequest\x1a\".weir.backend.v1.ConfigureResponse\x12O\n" +
 	"\bDescribe\x12 .weir.backend.v1.DescribeRequest\x1a!.weir.backend.v1.DescribeResponse\x12F\n" +
 	"\x05Lower\x12\x1d.weir.backend.v1.LowerRequest\x1a\x1e.weir.backend.v1.LowerResponse\x12I\n" +
 	"\x06Submit\x12\x1e.weir.backend.v1.SubmitRequest\x1a\x1f.weir.backend.v1.SubmitResponse\x12E\n" +
-	"\x05Watch\x12\x1d.weir.backend.v1.WatchRequest\x1a\x1b.weir.backend.v1.WatchEvent0\x01\x12I\n" +
+	"\x05Watch\x12\x1d.weir.backend.v1.WatchRequest\x1a\x1b.weir.backend.v1.WatchEvent0\x01\x12D\n" +
+	"\x03Run\x12\x1e.weir.backend.v1.SubmitRequest\x1a\x1b.weir.backend.v1.WatchEvent0\x01\x12I\n" +
 	"\x06Cancel\x12\x1e.weir.backend.v1.CancelRequest\x1a\x1f.weir.backend.v1.CancelResponse\x12I\n" +
 	"\x06Deploy\x12\x1e.weir.backend.v1.DeployRequest\x1a\x1f.weir.backend.v1.DeployResponse\x12U\n" +
 	"\n" +
@@ -1892,7 +1961,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_backend_proto_goTypes = []any{
 	(State)(0),                 // 0: weir.backend.v1.State
 	(*ConfigureRequest)(nil),   // 1: weir.backend.v1.ConfigureRequest
@@ -1907,69 +1976,73 @@ var file_backend_proto_goTypes = []any{
 	(*SubmitResponse)(nil),     // 10: weir.backend.v1.SubmitResponse
 	(*WatchRequest)(nil),       // 11: weir.backend.v1.WatchRequest
 	(*WatchEvent)(nil),         // 12: weir.backend.v1.WatchEvent
-	(*StateChange)(nil),        // 13: weir.backend.v1.StateChange
-	(*Lines)(nil),              // 14: weir.backend.v1.Lines
-	(*Result)(nil),             // 15: weir.backend.v1.Result
-	(*CancelRequest)(nil),      // 16: weir.backend.v1.CancelRequest
-	(*CancelResponse)(nil),     // 17: weir.backend.v1.CancelResponse
-	(*Service)(nil),            // 18: weir.backend.v1.Service
-	(*Deployment)(nil),         // 19: weir.backend.v1.Deployment
-	(*Revision)(nil),           // 20: weir.backend.v1.Revision
-	(*Split)(nil),              // 21: weir.backend.v1.Split
-	(*DeployRequest)(nil),      // 22: weir.backend.v1.DeployRequest
-	(*DeployResponse)(nil),     // 23: weir.backend.v1.DeployResponse
-	(*SetTrafficRequest)(nil),  // 24: weir.backend.v1.SetTrafficRequest
-	(*SetTrafficResponse)(nil), // 25: weir.backend.v1.SetTrafficResponse
-	(*UndeployRequest)(nil),    // 26: weir.backend.v1.UndeployRequest
-	(*UndeployResponse)(nil),   // 27: weir.backend.v1.UndeployResponse
-	nil,                        // 28: weir.backend.v1.Task.EnvEntry
-	nil,                        // 29: weir.backend.v1.Task.InputsEntry
-	nil,                        // 30: weir.backend.v1.Task.OutputsEntry
-	nil,                        // 31: weir.backend.v1.Service.EnvEntry
-	nil,                        // 32: weir.backend.v1.Service.InputsEntry
+	(*Submitted)(nil),          // 13: weir.backend.v1.Submitted
+	(*StateChange)(nil),        // 14: weir.backend.v1.StateChange
+	(*Lines)(nil),              // 15: weir.backend.v1.Lines
+	(*Result)(nil),             // 16: weir.backend.v1.Result
+	(*CancelRequest)(nil),      // 17: weir.backend.v1.CancelRequest
+	(*CancelResponse)(nil),     // 18: weir.backend.v1.CancelResponse
+	(*Service)(nil),            // 19: weir.backend.v1.Service
+	(*Deployment)(nil),         // 20: weir.backend.v1.Deployment
+	(*Revision)(nil),           // 21: weir.backend.v1.Revision
+	(*Split)(nil),              // 22: weir.backend.v1.Split
+	(*DeployRequest)(nil),      // 23: weir.backend.v1.DeployRequest
+	(*DeployResponse)(nil),     // 24: weir.backend.v1.DeployResponse
+	(*SetTrafficRequest)(nil),  // 25: weir.backend.v1.SetTrafficRequest
+	(*SetTrafficResponse)(nil), // 26: weir.backend.v1.SetTrafficResponse
+	(*UndeployRequest)(nil),    // 27: weir.backend.v1.UndeployRequest
+	(*UndeployResponse)(nil),   // 28: weir.backend.v1.UndeployResponse
+	nil,                        // 29: weir.backend.v1.Task.EnvEntry
+	nil,                        // 30: weir.backend.v1.Task.InputsEntry
+	nil,                        // 31: weir.backend.v1.Task.OutputsEntry
+	nil,                        // 32: weir.backend.v1.Service.EnvEntry
+	nil,                        // 33: weir.backend.v1.Service.InputsEntry
 }
 var file_backend_proto_depIdxs = []int32{
-	28, // 0: weir.backend.v1.Task.env:type_name -> weir.backend.v1.Task.EnvEntry
-	29, // 1: weir.backend.v1.Task.inputs:type_name -> weir.backend.v1.Task.InputsEntry
-	30, // 2: weir.backend.v1.Task.outputs:type_name -> weir.backend.v1.Task.OutputsEntry
+	29, // 0: weir.backend.v1.Task.env:type_name -> weir.backend.v1.Task.EnvEntry
+	30, // 1: weir.backend.v1.Task.inputs:type_name -> weir.backend.v1.Task.InputsEntry
+	31, // 2: weir.backend.v1.Task.outputs:type_name -> weir.backend.v1.Task.OutputsEntry
 	7,  // 3: weir.backend.v1.Task.resources:type_name -> weir.backend.v1.Resources
 	8,  // 4: weir.backend.v1.SubmitRequest.task:type_name -> weir.backend.v1.Task
-	13, // 5: weir.backend.v1.WatchEvent.state:type_name -> weir.backend.v1.StateChange
-	14, // 6: weir.backend.v1.WatchEvent.lines:type_name -> weir.backend.v1.Lines
-	15, // 7: weir.backend.v1.WatchEvent.result:type_name -> weir.backend.v1.Result
-	0,  // 8: weir.backend.v1.StateChange.state:type_name -> weir.backend.v1.State
-	0,  // 9: weir.backend.v1.Result.state:type_name -> weir.backend.v1.State
-	31, // 10: weir.backend.v1.Service.env:type_name -> weir.backend.v1.Service.EnvEntry
-	32, // 11: weir.backend.v1.Service.inputs:type_name -> weir.backend.v1.Service.InputsEntry
-	7,  // 12: weir.backend.v1.Service.resources:type_name -> weir.backend.v1.Resources
-	20, // 13: weir.backend.v1.Deployment.revisions:type_name -> weir.backend.v1.Revision
-	18, // 14: weir.backend.v1.DeployRequest.service:type_name -> weir.backend.v1.Service
-	19, // 15: weir.backend.v1.DeployResponse.deployment:type_name -> weir.backend.v1.Deployment
-	21, // 16: weir.backend.v1.SetTrafficRequest.split:type_name -> weir.backend.v1.Split
-	19, // 17: weir.backend.v1.SetTrafficResponse.deployment:type_name -> weir.backend.v1.Deployment
-	1,  // 18: weir.backend.v1.Backend.Configure:input_type -> weir.backend.v1.ConfigureRequest
-	3,  // 19: weir.backend.v1.Backend.Describe:input_type -> weir.backend.v1.DescribeRequest
-	5,  // 20: weir.backend.v1.Backend.Lower:input_type -> weir.backend.v1.LowerRequest
-	9,  // 21: weir.backend.v1.Backend.Submit:input_type -> weir.backend.v1.SubmitRequest
-	11, // 22: weir.backend.v1.Backend.Watch:input_type -> weir.backend.v1.WatchRequest
-	16, // 23: weir.backend.v1.Backend.Cancel:input_type -> weir.backend.v1.CancelRequest
-	22, // 24: weir.backend.v1.Backend.Deploy:input_type -> weir.backend.v1.DeployRequest
-	24, // 25: weir.backend.v1.Backend.SetTraffic:input_type -> weir.backend.v1.SetTrafficRequest
-	26, // 26: weir.backend.v1.Backend.Undeploy:input_type -> weir.backend.v1.UndeployRequest
-	2,  // 27: weir.backend.v1.Backend.Configure:output_type -> weir.backend.v1.ConfigureResponse
-	4,  // 28: weir.backend.v1.Backend.Describe:output_type -> weir.backend.v1.DescribeResponse
-	6,  // 29: weir.backend.v1.Backend.Lower:output_type -> weir.backend.v1.LowerResponse
-	10, // 30: weir.backend.v1.Backend.Submit:output_type -> weir.backend.v1.SubmitResponse
-	12, // 31: weir.backend.v1.Backend.Watch:output_type -> weir.backend.v1.WatchEvent
-	17, // 32: weir.backend.v1.Backend.Cancel:output_type -> weir.backend.v1.CancelResponse
-	23, // 33: weir.backend.v1.Backend.Deploy:output_type -> weir.backend.v1.DeployResponse
-	25, // 34: weir.backend.v1.Backend.SetTraffic:output_type -> weir.backend.v1.SetTrafficResponse
-	27, // 35: weir.backend.v1.Backend.Undeploy:output_type -> weir.backend.v1.UndeployResponse
-	27, // [27:36] is the sub-list for method output_type
-	18, // [18:27] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	14, // 5: weir.backend.v1.WatchEvent.state:type_name -> weir.backend.v1.StateChange
+	15, // 6: weir.backend.v1.WatchEvent.lines:type_name -> weir.backend.v1.Lines
+	16, // 7: weir.backend.v1.WatchEvent.result:type_name -> weir.backend.v1.Result
+	13, // 8: weir.backend.v1.WatchEvent.submitted:type_name -> weir.backend.v1.Submitted
+	0,  // 9: weir.backend.v1.StateChange.state:type_name -> weir.backend.v1.State
+	0,  // 10: weir.backend.v1.Result.state:type_name -> weir.backend.v1.State
+	32, // 11: weir.backend.v1.Service.env:type_name -> weir.backend.v1.Service.EnvEntry
+	33, // 12: weir.backend.v1.Service.inputs:type_name -> weir.backend.v1.Service.InputsEntry
+	7,  // 13: weir.backend.v1.Service.resources:type_name -> weir.backend.v1.Resources
+	21, // 14: weir.backend.v1.Deployment.revisions:type_name -> weir.backend.v1.Revision
+	19, // 15: weir.backend.v1.DeployRequest.service:type_name -> weir.backend.v1.Service
+	20, // 16: weir.backend.v1.DeployResponse.deployment:type_name -> weir.backend.v1.Deployment
+	22, // 17: weir.backend.v1.SetTrafficRequest.split:type_name -> weir.backend.v1.Split
+	20, // 18: weir.backend.v1.SetTrafficResponse.deployment:type_name -> weir.backend.v1.Deployment
+	1,  // 19: weir.backend.v1.Backend.Configure:input_type -> weir.backend.v1.ConfigureRequest
+	3,  // 20: weir.backend.v1.Backend.Describe:input_type -> weir.backend.v1.DescribeRequest
+	5,  // 21: weir.backend.v1.Backend.Lower:input_type -> weir.backend.v1.LowerRequest
+	9,  // 22: weir.backend.v1.Backend.Submit:input_type -> weir.backend.v1.SubmitRequest
+	11, // 23: weir.backend.v1.Backend.Watch:input_type -> weir.backend.v1.WatchRequest
+	9,  // 24: weir.backend.v1.Backend.Run:input_type -> weir.backend.v1.SubmitRequest
+	17, // 25: weir.backend.v1.Backend.Cancel:input_type -> weir.backend.v1.CancelRequest
+	23, // 26: weir.backend.v1.Backend.Deploy:input_type -> weir.backend.v1.DeployRequest
+	25, // 27: weir.backend.v1.Backend.SetTraffic:input_type -> weir.backend.v1.SetTrafficRequest
+	27, // 28: weir.backend.v1.Backend.Undeploy:input_type -> weir.backend.v1.UndeployRequest
+	2,  // 29: weir.backend.v1.Backend.Configure:output_type -> weir.backend.v1.ConfigureResponse
+	4,  // 30: weir.backend.v1.Backend.Describe:output_type -> weir.backend.v1.DescribeResponse
+	6,  // 31: weir.backend.v1.Backend.Lower:output_type -> weir.backend.v1.LowerResponse
+	10, // 32: weir.backend.v1.Backend.Submit:output_type -> weir.backend.v1.SubmitResponse
+	12, // 33: weir.backend.v1.Backend.Watch:output_type -> weir.backend.v1.WatchEvent
+	12, // 34: weir.backend.v1.Backend.Run:output_type -> weir.backend.v1.WatchEvent
+	18, // 35: weir.backend.v1.Backend.Cancel:output_type -> weir.backend.v1.CancelResponse
+	24, // 36: weir.backend.v1.Backend.Deploy:output_type -> weir.backend.v1.DeployResponse
+	26, // 37: weir.backend.v1.Backend.SetTraffic:output_type -> weir.backend.v1.SetTrafficResponse
+	28, // 38: weir.backend.v1.Backend.Undeploy:output_type -> weir.backend.v1.UndeployResponse
+	29, // [29:39] is the sub-list for method output_type
+	19, // [19:29] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -1981,6 +2054,7 @@ func file_backend_proto_init() {
 		(*WatchEvent_State)(nil),
 		(*WatchEvent_Lines)(nil),
 		(*WatchEvent_Result)(nil),
+		(*WatchEvent_Submitted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1988,7 +2062,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

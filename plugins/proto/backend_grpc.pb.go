@@ -33,6 +33,7 @@ const (
 	Backend_Lower_FullMethodName      = "/weir.backend.v1.Backend/Lower"
 	Backend_Submit_FullMethodName     = "/weir.backend.v1.Backend/Submit"
 	Backend_Watch_FullMethodName      = "/weir.backend.v1.Backend/Watch"
+	Backend_Run_FullMethodName        = "/weir.backend.v1.Backend/Run"
 	Backend_Cancel_FullMethodName     = "/weir.backend.v1.Backend/Cancel"
 	Backend_Deploy_FullMethodName     = "/weir.backend.v1.Backend/Deploy"
 	Backend_SetTraffic_FullMethodName = "/weir.backend.v1.Backend/SetTraffic"
@@ -63,6 +64,12 @@ type BackendClient interface {
 	// the last message holds the task's result. Closing the stream stops
 	// watching, not the task.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
+	// Run is Submit and Watch in one call, the way Weir runs every task: the
+	// first message of the stream holds the task's ID (submitted), the rest
+	// are what Watch would send. Closing the stream stops watching, not the
+	// task, which Watch can then follow. A plugin may answer UNIMPLEMENTED:
+	// Weir then calls Submit and Watch.
+	Run(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 	// Cancel stops a task: politely first, by force after the grace period.
 	// It returns once the task has ended.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
@@ -141,6 +148,25 @@ func (c *backendClient) Watch(ctx context.Context, in *WatchRequest, opts ...grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_WatchClient = grpc.ServerStreamingClient[WatchEvent]
 
+func (c *backendClient) Run(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[1], Backend_Run_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SubmitRequest, WatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_RunClient = grpc.ServerStreamingClient[WatchEvent]
+
 func (c *backendClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelResponse)
@@ -205,6 +231,12 @@ type BackendServer interface {
 	// the last message holds the task's result. Closing the stream stops
 	// watching, not the task.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
+	// Run is Submit and Watch in one call, the way Weir runs every task: the
+	// first message of the stream holds the task's ID (submitted), the rest
+	// are what Watch would send. Closing the stream stops watching, not the
+	// task, which Watch can then follow. A plugin may answer UNIMPLEMENTED:
+	// Weir then calls Submit and Watch.
+	Run(*SubmitRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	// Cancel stops a task: politely first, by force after the grace period.
 	// It returns once the task has ended.
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
@@ -238,6 +270,9 @@ func (UnimplementedBackendServer) Submit(context.Context, *SubmitRequest) (*Subm
 }
 func (UnimplementedBackendServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error {
 	return status.Error(codes.Unimplemented, "method Watch not implemented")
+}
+func (UnimplementedBackendServer) Run(*SubmitRequest, grpc.ServerStreamingServer[WatchEvent]) error {
+	return status.Error(codes.Unimplemented, "method Run not implemented")
 }
 func (UnimplementedBackendServer) Cancel(context.Context, *CancelRequest) (*CancelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
@@ -355,6 +390,17 @@ func _Backend_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_WatchServer = grpc.ServerStreamingServer[WatchEvent]
 
+func _Backend_Run_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(SubmitRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(BackendServer).Run(m, &grpc.GenericServerStream[SubmitRequest, WatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_RunServer = grpc.ServerStreamingServer[WatchEvent]
+
 func _Backend_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CancelRequest)
 	if err := dec(in); err != nil {
@@ -471,6 +517,11 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Watch",
 			Handler:       _Backend_Watch_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Run",
+			Handler:       _Backend_Run_Handler,
 			ServerStreams: true,
 		},
 	},

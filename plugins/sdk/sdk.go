@@ -42,7 +42,9 @@ func Serve(b backend.Interface) {
 		VersionedPlugins: map[int]plugin.PluginSet{
 			pb.ProtocolVersion: {pb.PluginName: &grpcPlugin{srv: srv}},
 		},
-		GRPCServer: plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<20))...)
+		},
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name: "plugin", Level: hclog.Error, Output: os.Stderr,
 		}),
@@ -189,20 +191,41 @@ func (s *Server) Submit(ctx context.Context, req *pb.SubmitRequest) (*pb.SubmitR
 	return &pb.SubmitResponse{Id: id}, nil
 }
 
-// Watch implements the protocol: events go out as they come, output lines
-// batched while the stream is busy; the result is the last message.
+// Watch implements the protocol: events go out as they come; the result is
+// the last message.
 func (s *Server) Watch(req *pb.WatchRequest, stream pb.Backend_WatchServer) error {
 	s.cfg.RLock()
 	defer s.cfg.RUnlock()
-	ctx := stream.Context()
+	return s.watch(req.Id, stream)
+}
+
+// Run implements the protocol: Submit, then the task's ID and Watch's
+// events on one stream.
+func (s *Server) Run(req *pb.SubmitRequest, stream pb.Backend_RunServer) error {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	id, err := s.b.Submit(stream.Context(), wire.TaskFrom(req.Task))
+	if err != nil {
+		return wire.Status(err)
+	}
+	s.mu.Lock()
+	s.running[id] = true
+	s.mu.Unlock()
+	if err := stream.Send(&pb.WatchEvent{Event: &pb.WatchEvent_Submitted{Submitted: &pb.Submitted{Id: id}}}); err != nil {
+		return err
+	}
+	return s.watch(id, stream)
+}
+
+func (s *Server) watch(id string, stream pb.Backend_WatchServer) error {
 	out := newSender(stream)
-	res, err := s.b.Watch(ctx, req.Id, out.event)
+	res, err := s.b.Watch(stream.Context(), id, out.event)
 	if err != nil {
 		out.close()
 		return wire.Status(err)
 	}
 	s.mu.Lock()
-	delete(s.running, req.Id)
+	delete(s.running, id)
 	s.mu.Unlock()
 	if err := out.close(); err != nil {
 		return err
@@ -252,9 +275,9 @@ func (s *Server) Undeploy(ctx context.Context, req *pb.UndeployRequest) (*pb.Und
 	return &pb.UndeployResponse{}, nil
 }
 
-// sender forwards a Watch's events to the stream as they come. After a
-// failed send it drops the rest: the stream is gone, and the error is
-// returned by close.
+// sender forwards a Watch's events to the stream as they come, but for the
+// final state, which the result carries. After a failed send it drops the
+// rest: the stream is gone, and the error is returned by close.
 type sender struct {
 	stream pb.Backend_WatchServer
 	mu     sync.Mutex
@@ -269,7 +292,8 @@ func (s *sender) event(e backend.Event) {
 	if s.err != nil {
 		return
 	}
-	if e.State != "" {
+	// The final state goes out as the result, one message later.
+	if e.State != "" && !e.State.Terminal() {
 		s.err = s.stream.Send(&pb.WatchEvent{Event: &pb.WatchEvent_State{State: &pb.StateChange{State: wire.State(e.State), Message: e.Message}}})
 	}
 	if e.Line != "" && s.err == nil {

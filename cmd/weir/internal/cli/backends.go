@@ -150,7 +150,12 @@ func (r *resolver) open(name string, cfg *schema.Backend) (backend.Interface, er
 			if err != nil {
 				return nil, fmt.Errorf("backend %s: finding weir's own executable to serve %s: %v", name, kind, err)
 			}
-			return r.start(host.Options{Kind: kind, Name: name, Path: self, Args: []string{"plugin", "serve", kind}, Settings: cfg})
+			opts := host.Options{Kind: kind, Name: name, Path: self, Args: []string{"plugin", "serve", kind}, Settings: cfg}
+			if prof := os.Getenv("WEIR_CPUPROFILE"); prof != "" {
+				// The plugin's profile goes beside weir's, not over it.
+				opts.Env = []string{"WEIR_CPUPROFILE=" + prof + ".plugin-" + name}
+			}
+			return r.start(opts)
 		}
 		b := mk()
 		if c, ok := b.(backend.Configurer); ok {
