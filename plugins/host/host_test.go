@@ -57,6 +57,13 @@ func TestConformanceOutOfProcess(t *testing.T) {
 	assertNoZombies(t)
 }
 
+// TestConformanceWithoutRun: a plugin that answers Run with UNIMPLEMENTED
+// (it is optional) is driven with Submit and Watch, and passes the suite.
+func TestConformanceWithoutRun(t *testing.T) {
+	p := mustOpen(t, "norun", host.Options{})
+	conformance.Run(t, p, conformance.Options{})
+}
+
 func TestDescribeAndConfigure(t *testing.T) {
 	p := mustOpen(t, "local", host.Options{Settings: &schema.Backend{Kind: "local", GPUs: 3}})
 	d, err := p.Describe(context.Background())

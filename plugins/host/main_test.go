@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"weir.dev/weir/plugins/local"
 	pb "weir.dev/weir/plugins/proto"
@@ -47,6 +49,13 @@ func TestMain(m *testing.M) {
 			Plugins:         plugin.PluginSet{pb.PluginName: &serverOnly{b: local.New(0)}},
 			GRPCServer:      plugin.DefaultGRPCServer,
 		})
+	case "norun":
+		// A plugin without Run, as one written in another language may be.
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig:  sdk.Handshake(),
+			VersionedPlugins: map[int]plugin.PluginSet{1: {pb.PluginName: &serverOnly{b: local.New(0), noRun: true}}},
+			GRPCServer:       plugin.DefaultGRPCServer,
+		})
 	case "v2":
 		// A Weir plugin built for a protocol version this weir does not
 		// speak.
@@ -67,12 +76,24 @@ func TestMain(m *testing.M) {
 // serverOnly registers a backend's protocol server with go-plugin.
 type serverOnly struct {
 	plugin.NetRPCUnsupportedPlugin
-	b backend.Interface
+	b     backend.Interface
+	noRun bool
 }
 
 func (s *serverOnly) GRPCServer(_ *plugin.GRPCBroker, g *grpc.Server) error {
+	if s.noRun {
+		pb.RegisterBackendServer(g, withoutRun{sdk.NewServer(s.b)})
+		return nil
+	}
 	pb.RegisterBackendServer(g, sdk.NewServer(s.b))
 	return nil
+}
+
+// withoutRun answers Run with UNIMPLEMENTED.
+type withoutRun struct{ *sdk.Server }
+
+func (withoutRun) Run(*pb.SubmitRequest, pb.Backend_RunServer) error {
+	return status.Error(codes.Unimplemented, "no Run here")
 }
 
 func (s *serverOnly) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
