@@ -217,8 +217,8 @@ func specLang(name string) string {
 	switch {
 	case strings.HasSuffix(name, ".cue"):
 		return "cue"
-	case strings.HasSuffix(name, ".hcl"):
-		return "hcl"
+	case strings.HasSuffix(name, ".hcl") && !strings.HasPrefix(name, "."):
+		return "hcl" // not .terraform.lock.hcl and other hidden files
 	case name == "weir.jsonnet":
 		return "jsonnet"
 	}
