@@ -249,9 +249,13 @@ func (p *Plan) Step(addr string) *Step {
 // Encode renders the plan file: indented JSON with its checksum set. The
 // checksum is the last field, so the file is marshalled once with it empty,
 // hashed, and the hash written into its place.
+//
+// Source positions are left out of the file: they say where the spec wrote
+// something (weir.cue, weir.hcl or weir.jsonnet), not what apply must do, so
+// the same project in any front end gives the same plan file.
 func (p *Plan) Encode() ([]byte, error) {
-	p.Checksum = ""
-	body, err := marshal(p)
+	q := p.withoutSources()
+	body, err := marshal(q)
 	if err != nil {
 		return nil, err
 	}
@@ -260,12 +264,44 @@ func (p *Plan) Encode() ([]byte, error) {
 	const empty = `"checksum": ""`
 	i := bytes.LastIndex(body, []byte(empty))
 	if i < 0 {
-		return marshal(p) // cannot happen: Checksum is the last field
+		q.Checksum = p.Checksum
+		return marshal(q) // cannot happen: Checksum is the last field
 	}
 	out := make([]byte, 0, len(body)+len(p.Checksum))
 	out = append(out, body[:i]...)
 	out = append(out, `"checksum": "`+p.Checksum+`"`...)
 	return append(out, body[i+len(empty):]...), nil
+}
+
+// withoutSources is a shallow copy of p with every source position cleared
+// and no checksum.
+func (p *Plan) withoutSources() *Plan {
+	q := *p
+	q.Checksum = ""
+	q.Steps = make([]*Step, len(p.Steps))
+	for i, s := range p.Steps {
+		c := *s
+		c.Source = nil
+		q.Steps[i] = &c
+	}
+	q.Changes = make([]*Change, len(p.Changes))
+	for i, ch := range p.Changes {
+		c := *ch
+		c.Source = nil
+		q.Changes[i] = &c
+	}
+	if p.Changes == nil {
+		q.Changes = nil
+	}
+	q.Findings = make([]Finding, len(p.Findings))
+	for i, f := range p.Findings {
+		f.Source = nil
+		q.Findings[i] = f
+	}
+	if p.Findings == nil {
+		q.Findings = nil
+	}
+	return &q
 }
 
 func marshal(p *Plan) ([]byte, error) {
