@@ -29,6 +29,9 @@ type Backend struct {
 	mu    sync.Mutex
 	procs map[string]*proc
 	seq   int
+	// left holds the tasks, ended and watched, that left processes
+	// running, until LeftRunning is asked about them.
+	left map[string]bool
 }
 
 // New returns a local backend.
@@ -41,10 +44,12 @@ type proc struct {
 	start time.Time
 	out   *output
 	done  chan struct{}
-	// result is set before done is closed.
-	result    backend.Result
-	cancelled bool
-	mu        sync.Mutex
+	// result and leftRunning are set before done is closed.
+	result backend.Result
+	// leftRunning: a process of the task's group outlived it.
+	leftRunning bool
+	cancelled   bool
+	mu          sync.Mutex
 }
 
 // Describe tells what this machine offers.
@@ -113,8 +118,10 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	go p.out.copy()
 	go func() {
 		err := cmd.Wait()
+		alive := groupAlive(cmd.Process.Pid)
 		p.mu.Lock()
 		p.result = resultOf(cmd, err, p.cancelled, time.Since(p.start))
+		p.leftRunning = alive
 		p.mu.Unlock()
 		close(p.done)
 	}()
@@ -171,13 +178,14 @@ func (b *Backend) Watch(ctx context.Context, id string, fn func(backend.Event)) 
 		fn(backend.Event{State: backend.StateRunning})
 	}
 	lines := p.out.lines
+	eof := false
 	var linger <-chan time.Time
 	done := p.done
 	for done != nil || lines != nil {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				lines = nil
+				lines, eof = nil, true
 				continue
 			}
 			if fn != nil {
@@ -198,16 +206,35 @@ func (b *Backend) Watch(ctx context.Context, id string, fn func(backend.Event)) 
 			return nil, ctx.Err()
 		}
 	}
-	b.mu.Lock()
-	delete(b.procs, id)
-	b.mu.Unlock()
 	p.mu.Lock()
 	r := p.result
+	left := p.leftRunning || !eof
 	p.mu.Unlock()
+	b.mu.Lock()
+	delete(b.procs, id)
+	if left {
+		if b.left == nil {
+			b.left = map[string]bool{}
+		}
+		b.left[id] = true
+	}
+	b.mu.Unlock()
 	if fn != nil {
 		fn(backend.Event{State: r.State, Message: r.Message})
 	}
 	return &r, nil
+}
+
+// LeftRunning reports whether a task that Watch saw end left processes
+// running: children in the background, still in its process group or
+// still holding its output. The executor reuses the work folder of a task
+// only if none did. The answer is given once per task.
+func (b *Backend) LeftRunning(id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	left := b.left[id]
+	delete(b.left, id)
+	return left
 }
 
 // outputLinger is how long Watch waits for the rest of a task's output

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -25,7 +26,11 @@ func task(t *testing.T, script string) *backend.Task {
 // watch runs the task to its end and returns the lines Watch handed out,
 // with the time each came.
 func watch(t *testing.T, tk *backend.Task) ([]string, []time.Time, *backend.Result) {
-	b := New(0)
+	lines, times, res, _ := watchOn(t, New(0), tk)
+	return lines, times, res
+}
+
+func watchOn(t *testing.T, b *Backend, tk *backend.Task) ([]string, []time.Time, *backend.Result, string) {
 	id, err := b.Submit(context.Background(), tk)
 	require.NoError(t, err)
 	t.Cleanup(func() { // what the task left running in its group
@@ -43,7 +48,7 @@ func watch(t *testing.T, tk *backend.Task) ([]string, []time.Time, *backend.Resu
 		}
 	})
 	require.NoError(t, err)
-	return lines, times, res
+	return lines, times, res, id
 }
 
 func TestOutputGoesToTheLogAndToWatch(t *testing.T) {
@@ -105,4 +110,26 @@ func TestBackgroundChildDoesNotHoldWatch(t *testing.T) {
 	assert.Equal(t, backend.StateSucceeded, res.State)
 	assert.Equal(t, []string{"started"}, lines)
 	assert.Less(t, time.Since(start), 10*time.Second)
+}
+
+func TestLeftRunning(t *testing.T) {
+	b := New(0)
+	for _, c := range []struct {
+		script string
+		left   bool
+	}{
+		{`true`, false},
+		{`echo hi; exit 1`, false},
+		{`sleep 30 >/dev/null 2>&1 &`, true},  // in the group, output closed
+		{`(setsid sleep 3 &) ; exit 0`, true}, // out of the group, output open
+	} {
+		if strings.Contains(c.script, "setsid") {
+			if _, err := exec.LookPath("setsid"); err != nil {
+				continue
+			}
+		}
+		_, _, _, id := watchOn(t, b, task(t, c.script))
+		assert.Equal(t, c.left, b.LeftRunning(id), c.script)
+		assert.False(t, b.LeftRunning(id), "answered once")
+	}
 }

@@ -15,3 +15,9 @@ func sysProcAttr() *syscall.SysProcAttr {
 func signalGroup(pgid int, sig syscall.Signal) {
 	syscall.Kill(-pgid, sig)
 }
+
+// groupAlive reports whether a process of the group is still there (a
+// zombie counts: it has not been collected yet).
+func groupAlive(pgid int) bool {
+	return syscall.Kill(-pgid, 0) == nil
+}
