@@ -142,6 +142,9 @@ type Run struct {
 	frees chan slotRelease
 	// active counts the launched steps that have not reported.
 	active atomic.Int32
+	// spare holds empty work folders for the next steps (see recycle).
+	spareMu sync.Mutex
+	spare   []string
 	// runDir is made once, by the first step that needs its work folder.
 	runDirOnce sync.Once
 	runDirErr  error
@@ -221,6 +224,7 @@ func Apply(ctx context.Context, p *schema.Plan, opts Options) (*Report, error) {
 	rep := &Report{RunID: r.ID, Counts: map[state.Status]int{}}
 	r.applyReadyChanges(ctx) // changes that need nothing
 	err := r.schedule(ctx, order)
+	r.removeSpares()
 	for _, n := range order {
 		rep.Steps = append(rep.Steps, n.report)
 		rep.Counts[n.report.Status]++

@@ -342,3 +342,37 @@ func TestMetricsKeepTheirOrder(t *testing.T) {
 	assert.Equal(t, []state.Metric{{Name: "zeta", Value: 1}, {Name: "alpha", Value: 2}, {Name: "mid", Value: 3},
 		{Name: "alpha", Value: 4, Step: 1}, {Name: "zeta", Value: 5, Step: 1}}, ms)
 }
+
+// TestEmptyWorkFoldersAreRecycled: the folder of a step that left nothing
+// in it and no process behind goes to a later step; the folders that hold
+// something, or may still be used, stay.
+func TestEmptyWorkFoldersAreRecycled(t *testing.T) {
+	e := newEnv(t)
+	var steps []*schema.Step
+	for i := range 10 {
+		steps = append(steps, sh("tasks.quiet"+string(rune('a'+i)), "true"))
+	}
+	steps = append(steps,
+		sh("tasks.talks", "echo hello"),
+		sh("tasks.writes", "touch file; echo $HOME $TMPDIR > where"),
+		sh("tasks.leaves", "sleep 2 >/dev/null 2>&1 &"))
+	var o exec.Options
+	rep, err := e.apply(plan(steps...), func(opts *exec.Options) { opts.Parallelism = 2; o = *opts })
+	require.NoError(t, err)
+	assert.Equal(t, 13, rep.Counts[state.StatusSucceeded])
+	ents, err := os.ReadDir(filepath.Join(o.WorkRoot, o.RunID))
+	require.NoError(t, err)
+	var names []string
+	for _, d := range ents {
+		names = append(names, d.Name())
+	}
+	assert.ElementsMatch(t, []string{"tasks.talks", "tasks.writes", "tasks.leaves"}, names)
+	b, err := os.ReadFile(filepath.Join(o.WorkRoot, o.RunID, "tasks.talks", "log.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, "hello\n", string(b))
+	work := filepath.Join(o.WorkRoot, o.RunID, "tasks.writes")
+	b, err = os.ReadFile(filepath.Join(work, "where"))
+	require.NoError(t, err)
+	assert.Equal(t, work+" "+work+"\n", string(b), "HOME and TMPDIR are the step's own folder")
+	assert.FileExists(t, filepath.Join(work, "file"))
+}

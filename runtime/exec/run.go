@@ -445,6 +445,12 @@ func (r *Run) makeWork(work string) error {
 	if r.runDirErr != nil {
 		return r.runDirErr
 	}
+	if spare := r.takeSpare(); spare != "" {
+		if os.Rename(spare, work) == nil {
+			return nil
+		}
+		r.putSpare(spare) // work exists and is not empty: see below
+	}
 	err := os.Mkdir(work, 0o755)
 	switch {
 	case errors.Is(err, fs.ErrExist):
@@ -456,6 +462,78 @@ func (r *Run) makeWork(work string) error {
 		err = os.MkdirAll(work, 0o755)
 	}
 	return err
+}
+
+// Work folders are recycled. Making a folder costs, on some disks, a good
+// part of what starting a process costs, and most of a run's folders may
+// end empty: a step that wrote nothing in it (no log, no metrics, no
+// files), had nothing put in it (no inputs, outputs, params or code) and
+// left no process behind (the backend says so) leaves its folder to the
+// next step, renamed, instead of leaving it empty. Those left at the end
+// of the run are removed.
+
+// maxSpare caps the empty folders kept for the next steps.
+const maxSpare = 8
+
+// leftRunning is implemented by backends that can tell whether a task
+// that ended left processes running; the others' folders are never
+// recycled.
+type leftRunning interface {
+	LeftRunning(taskID string) bool
+}
+
+// recycle keeps the task's work folder for a later step if the step is
+// done with it.
+func (r *Run) recycle(be backend.Interface, id string, t *backend.Task) {
+	lr, ok := be.(leftRunning)
+	if !ok {
+		return
+	}
+	if lr.LeftRunning(id) || t.Dir != t.WorkDir || len(t.Inputs) > 0 || len(t.Outputs) > 0 || t.Env["WEIR_PARAMS"] != "" {
+		return
+	}
+	r.spareMu.Lock()
+	full := len(r.spare) >= maxSpare
+	r.spareMu.Unlock()
+	if full {
+		return
+	}
+	f, err := os.Open(t.WorkDir)
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(1)
+	f.Close()
+	if len(names) == 0 {
+		r.putSpare(t.WorkDir)
+	}
+}
+
+func (r *Run) takeSpare() string {
+	r.spareMu.Lock()
+	defer r.spareMu.Unlock()
+	if len(r.spare) == 0 {
+		return ""
+	}
+	d := r.spare[len(r.spare)-1]
+	r.spare = r.spare[:len(r.spare)-1]
+	return d
+}
+
+func (r *Run) putSpare(d string) {
+	r.spareMu.Lock()
+	defer r.spareMu.Unlock()
+	r.spare = append(r.spare, d)
+}
+
+// removeSpares removes the recycled folders no step took.
+func (r *Run) removeSpares() {
+	r.spareMu.Lock()
+	defer r.spareMu.Unlock()
+	for _, d := range r.spare {
+		os.Remove(d)
+	}
+	r.spare = nil
 }
 
 // materialize copies each input artifact into the work folder.
@@ -642,6 +720,7 @@ func (r *Run) runUserStep(ctx context.Context, n *node, rec *record, be backend.
 		return nil, nil, err
 	}
 	metrics, merr := readMetrics(metricsPath)
+	r.recycle(be, res.id, t)
 	switch {
 	case res.timedOut:
 		return nil, metrics, &timeoutError{d: s.Run.Timeout}
@@ -661,6 +740,7 @@ func (r *Run) runUserStep(ctx context.Context, n *node, rec *record, be backend.
 type processResult struct {
 	*backend.Result
 	timedOut bool
+	id       string // the backend's task ID
 }
 
 // runProcess runs the task on its backend.
@@ -708,7 +788,7 @@ func (r *Run) runProcess(ctx context.Context, n *node, rec *record, be backend.I
 	if err != nil {
 		return nil, fmt.Errorf("watching the step: %w", err)
 	}
-	return &processResult{Result: res, timedOut: timedOut}, nil
+	return &processResult{Result: res, timedOut: timedOut, id: id}, nil
 }
 
 // readMetrics parses the step's metrics file: JSON objects, one per line,
