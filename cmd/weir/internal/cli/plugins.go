@@ -169,6 +169,9 @@ func pinPlugins(cmd *cobra.Command, dir string) error {
 			kinds[b.Kind] = append(kinds[b.Kind], name)
 		}
 	}
+	for _, names := range kinds {
+		sort.Strings(names)
+	}
 	order := make([]string, 0, len(kinds))
 	for k := range kinds {
 		order = append(order, k)
@@ -190,7 +193,9 @@ func pinPlugins(cmd *cobra.Command, dir string) error {
 		if err != nil {
 			return err
 		}
-		p, err := host.Open(cmd.Context(), host.Options{Kind: kind, Name: kinds[kind][0], Path: f.Path, SHA256: "sha256:" + sum})
+		name := kinds[kind][0]
+		p, err := host.Open(cmd.Context(), host.Options{Kind: kind, Name: name, Path: f.Path, SHA256: "sha256:" + sum,
+			Settings: res.Load.Project.Backends[name]})
 		if err != nil {
 			return err
 		}
