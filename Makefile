@@ -13,8 +13,21 @@ build:
 test:
 	$(GO) test ./...
 
+# Each benchmark script runs even when one before it fails, and make bench
+# fails when any did. run-docker.sh needs a Docker Engine and is skipped
+# without one.
 bench: build
-	./testdata/bench/run.sh
+	@status=0; \
+	echo "== testdata/bench/run.sh: weir plan against cue export"; \
+	./testdata/bench/run.sh || status=1; \
+	echo; echo "== testdata/bench/run-policy.sh: weir policy check against opa eval, weir review against weir plan"; \
+	WEIR=$(BIN) ./testdata/bench/run-policy.sh || status=1; \
+	echo; echo "== testdata/bench/run-exec.sh: weir apply against make -j2"; \
+	WEIR=$(BIN) ./testdata/bench/run-exec.sh || status=1; \
+	echo; echo "== testdata/bench/run-docker.sh: the docker backend against docker run"; \
+	if docker info >/dev/null 2>&1; then ./testdata/bench/run-docker.sh || status=1; \
+	else echo "skipped: no Docker Engine answers (docker info)"; fi; \
+	exit $$status
 
 demo: build
 	./$(BIN) apply --auto-approve examples/quickstart

@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
-
-	"github.com/open-policy-agent/opa/v1/ast"
 
 	"weir.dev/weir/schema"
 )
@@ -193,41 +190,23 @@ func TestGeneratedFindings(t *testing.T) {
 	}
 }
 
-// TestDumpBenchInput writes the benchmark's input and data documents, and
-// the query Eval runs, when WEIR_POLICY_BENCH_DIR names a folder, so
-// `make bench` can time `opa eval` over the same input (with the bundle's
-// .rego files less the tests copied to $DIR/policies):
+// TestDumpBenchInput writes what Eval evaluates for the benchmark's
+// project (Engine.Dump) when WEIR_POLICY_BENCH_DIR names a folder, so the
+// opa CLI can evaluate the same thing:
 //
 //	opa eval -d $DIR/policies -d $DIR/data.json -i $DIR/input.json \
 //		--format=raw "$(cat $DIR/query.rego)"
+//
+// (make bench does this on a generated spec through weir policy check
+// --dump-input; see testdata/bench/run-policy.sh.)
 func TestDumpBenchInput(t *testing.T) {
 	dir := os.Getenv("WEIR_POLICY_BENCH_DIR")
 	if dir == "" {
 		t.Skip("WEIR_POLICY_BENCH_DIR is not set")
 	}
 	p, plan, lock, config := generate(1000)
-	val, err := Input{Project: p, Plan: plan, Lock: lock}.Value()
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := ast.JSON(val)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, v any) {
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s (%d bytes)", filepath.Join(dir, name), len(b))
-	}
-	write("input.json", x)
-	write("data.json", map[string]any{"weir": map[string]any{"config": config}})
 	e := newEngine(t, Options{Builtin: true, Config: config})
-	if err := os.WriteFile(filepath.Join(dir, "query.rego"), []byte(queryText(e.targets)+"\n"), 0o644); err != nil {
+	if err := e.Dump(dir, Input{Project: p, Plan: plan, Lock: lock}); err != nil {
 		t.Fatal(err)
 	}
 }

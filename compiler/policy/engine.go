@@ -101,6 +101,10 @@ type Engine struct {
 	targets  []*target
 	query    rego.PreparedEvalQuery
 
+	// files and data are the bundle's sources, for Dump.
+	files map[string]moduleFile
+	data  map[string]any
+
 	// single holds one prepared query per target, built on the first
 	// evaluation error so a failing policy does not hide the others.
 	singleOnce sync.Once
@@ -151,6 +155,8 @@ func New(ctx context.Context, opts Options) (*Engine, diag.Diagnostics) {
 		now:         opts.Now,
 		enforcement: opts.Enforcement,
 		waivers:     opts.Waivers,
+		files:       b.files,
+		data:        b.data,
 	}
 	if e.timeout <= 0 {
 		e.timeout = DefaultTimeout

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"reflect"
+	"runtime"
+	"sync"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -70,9 +72,28 @@ var (
 	keyImages  = ast.StringTerm("images")
 )
 
+// parallelSteps is the number of plan steps from which Value converts
+// them on several goroutines.
+const parallelSteps = 2000
+
+var (
+	keySteps = ast.StringTerm("steps")
+	stepType = reflect.TypeFor[*schema.Step]()
+)
+
 // Value builds the input document as an OPA value, straight from the Go
-// structs (no JSON text in between).
+// structs (no JSON text in between). A large plan's steps are converted in
+// parallel, in chunks, while this goroutine converts the rest.
 func (in Input) Value() (ast.Value, error) {
+	var steps func() (*ast.Term, error)
+	plan := in.Plan
+	if plan != nil && len(plan.Steps) >= parallelSteps && runtime.GOMAXPROCS(0) > 1 {
+		steps = convertSteps(plan.Steps, min(runtime.GOMAXPROCS(0), 4))
+		defer steps() // an error below must not leave the goroutines running
+		shallow := *plan
+		shallow.Steps = nil
+		plan = &shallow
+	}
 	c := inputConverter.state()
 	obj := ast.NewObjectWithCapacity(5)
 	if in.Project != nil {
@@ -82,10 +103,17 @@ func (in Input) Value() (ast.Value, error) {
 		}
 		obj.Insert(keyProject, ast.NewTerm(v))
 	}
-	if in.Plan != nil {
-		v, err := c.value(in.Plan)
+	if plan != nil {
+		v, err := c.value(plan)
 		if err != nil {
 			return nil, err
+		}
+		if steps != nil {
+			t, err := steps()
+			if err != nil {
+				return nil, err
+			}
+			v.(ast.Object).Insert(keySteps, t)
 		}
 		obj.Insert(keyPlan, ast.NewTerm(v))
 	}
@@ -105,4 +133,37 @@ func (in Input) Value() (ast.Value, error) {
 	}
 	obj.Insert(keyContext, ast.NewTerm(ctx))
 	return obj, nil
+}
+
+// convertSteps starts converting steps in n chunks, each on a goroutine
+// with its own conversion, and returns a function that waits for them and
+// gives the array (once; later calls return the same).
+func convertSteps(steps []*schema.Step, n int) func() (*ast.Term, error) {
+	terms := make([]*ast.Term, len(steps))
+	errs := make([]error, n)
+	enc := inputConverter.encoder(stepType)
+	var wg sync.WaitGroup
+	for i := range n {
+		lo, hi := i*len(steps)/n, (i+1)*len(steps)/n
+		wg.Go(func() {
+			c := inputConverter.state()
+			for j := lo; j < hi; j++ {
+				t, err := enc(c, reflect.ValueOf(steps[j]))
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				terms[j] = t
+			}
+		})
+	}
+	return sync.OnceValues(func() (*ast.Term, error) {
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return nil, err
+			}
+		}
+		return ast.ArrayTerm(terms...), nil
+	})
 }

@@ -28,6 +28,16 @@ type bundle struct {
 	tests   map[string]bool        // file names of _test.rego modules
 	builtin map[string]bool        // file names from the built-in bundle
 	data    map[string]any
+	// files are the non-test modules' sources by file name, for
+	// Engine.Dump.
+	files map[string]moduleFile
+}
+
+// moduleFile is one loaded module's text; rel is its path under the
+// dump's policies folder.
+type moduleFile struct {
+	rel string
+	src []byte
 }
 
 // load reads the built-in bundle and the user folders: .rego modules
@@ -41,21 +51,23 @@ func load(opts Options, withTests bool) (*bundle, diag.Diagnostics) {
 		tests:   map[string]bool{},
 		builtin: map[string]bool{},
 		data:    map[string]any{},
+		files:   map[string]moduleFile{},
 	}
 	var ds diag.Diagnostics
 	if opts.Builtin {
-		ds = append(ds, b.addFS(policies.FS, ".", BuiltinPrefix, true, withTests)...)
+		ds = append(ds, b.addFS(policies.FS, ".", BuiltinPrefix, "", true, withTests)...)
 	}
-	for _, dir := range opts.Dirs {
+	for i, dir := range opts.Dirs {
+		under := fmt.Sprintf("_dir%d", i+1) // never a folder of the built-in bundle
 		st, err := os.Stat(dir)
 		if err != nil {
 			ds = append(ds, diag.Errorf("policy-load", "", nil, "cannot read policy folder %s: %v", dir, errors.Unwrap(err)))
 			continue
 		}
 		if st.IsDir() {
-			ds = append(ds, b.addFS(os.DirFS(dir), ".", dir, false, withTests)...)
+			ds = append(ds, b.addFS(os.DirFS(dir), ".", dir, under, false, withTests)...)
 		} else {
-			ds = append(ds, b.addFS(os.DirFS(filepath.Dir(dir)), filepath.Base(dir), filepath.Dir(dir), false, withTests)...)
+			ds = append(ds, b.addFS(os.DirFS(filepath.Dir(dir)), filepath.Base(dir), filepath.Dir(dir), under, false, withTests)...)
 		}
 	}
 	if len(opts.Config) > 0 {
@@ -70,8 +82,9 @@ func load(opts Options, withTests bool) (*bundle, diag.Diagnostics) {
 }
 
 // addFS walks fsys from root. display is how file names are shown: the
-// folder as the user gave it, or BuiltinPrefix.
-func (b *bundle) addFS(fsys fs.FS, root, display string, builtin, withTests bool) diag.Diagnostics {
+// folder as the user gave it, or BuiltinPrefix; under is the folder of its
+// modules in a dump (Engine.Dump).
+func (b *bundle) addFS(fsys fs.FS, root, display, under string, builtin, withTests bool) diag.Diagnostics {
 	var ds diag.Diagnostics
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -107,6 +120,9 @@ func (b *bundle) addFS(fsys fs.FS, root, display string, builtin, withTests bool
 			b.modules[name] = m
 			b.tests[name] = isTest
 			b.builtin[name] = builtin
+			if !isTest {
+				b.files[name] = moduleFile{rel: path.Join(under, p), src: src}
+			}
 		case ".json", ".yaml", ".yml":
 			src, err := fs.ReadFile(fsys, p)
 			if err != nil {

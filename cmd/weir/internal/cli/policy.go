@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -75,7 +76,25 @@ func policyContext(dir string) policy.Context {
 
 // policyPass is the compiler's policy pass as the CLI wires it.
 func policyPass(dir string, lock policy.Lock, changes any) compiler.PolicyFunc {
+	return policyPassThen(dir, lock, changes, nil)
+}
+
+// policyPassThen is policyPass calling then, when set, with the engine and
+// the input it evaluated (weir policy check reads the rules from the same
+// engine, and --dump-input writes the input).
+func policyPassThen(dir string, lock policy.Lock, changes any, then func(*policy.Engine, policy.Input) error) compiler.PolicyFunc {
 	return func(ctx context.Context, ld *load.Result, p *schema.Plan) ([]schema.Finding, diag.Diagnostics) {
+		// The input document and its evaluation are a large heap that
+		// lives until the findings are made (60 MB at 10,000 steps): a
+		// higher GC target while they are built saves most collections
+		// (a tenth of weir policy check's CPU). GOGC, when set, wins.
+		if os.Getenv("GOGC") == "" {
+			defer debug.SetGCPercent(debug.SetGCPercent(400))
+		}
+		// Who and which commit (three git commands) while the policies
+		// compile.
+		who := make(chan policy.Context, 1)
+		go func() { who <- policyContext(dir) }()
 		opts, ds := policyOptions(dir, ld.Project)
 		if ds.HasErrors() {
 			return nil, ds
@@ -85,9 +104,15 @@ func policyPass(dir string, lock policy.Lock, changes any) compiler.PolicyFunc {
 		if ds.HasErrors() {
 			return nil, ds
 		}
-		in := policy.Input{Project: ld.Project, Plan: p, Lock: lock, Changes: changes, Context: policyContext(dir)}
+		in := policy.Input{Project: ld.Project, Plan: p, Lock: lock, Changes: changes, Context: <-who}
 		findings, ds3 := eng.Eval(ctx, in, ld.Sources)
-		return findings, append(ds, ds3...)
+		ds = append(ds, ds3...)
+		if then != nil {
+			if err := then(eng, in); err != nil {
+				ds = append(ds, diag.Errorf("policy-dump", "", nil, "%v", err))
+			}
+		}
+		return findings, ds
 	}
 }
 
@@ -104,7 +129,7 @@ func newPolicyCmd() *cobra.Command {
 		Use:   "policy",
 		Short: "Compliance policies: check a project, test policies, document rules",
 	}
-	var format string
+	var format, dumpDir string
 	check := &cobra.Command{
 		Use:   "check [DIR]",
 		Short: "Evaluate the policies over the project and its plan",
@@ -125,13 +150,20 @@ waiver accepts.`,
 				opts.State = ps
 			}
 			opts.Lower = nil
+			// One engine evaluates the policies and names their rules.
+			var eng *policy.Engine
+			opts.Policy = policyPassThen(dir, policy.Lock{}, nil, func(e *policy.Engine, in policy.Input) error {
+				eng = e
+				if dumpDir == "" {
+					return nil
+				}
+				return e.Dump(dumpDir, in)
+			})
 			res, ds := compiler.Compile(cmd.Context(), opts)
 			if ds.HasErrors() {
 				return fail(cmd.ErrOrStderr(), ds)
 			}
 			warn(cmd.ErrOrStderr(), ds)
-			popts, _ := policyOptions(dir, res.Load.Project)
-			eng, _ := policy.New(cmd.Context(), popts)
 			var rules []view.RuleMeta
 			if eng != nil {
 				rules = ruleMeta(eng.Rules())
@@ -150,6 +182,11 @@ waiver accepts.`,
 		},
 	}
 	check.Flags().StringVarP(&format, "format", "f", "text", "output `FORMAT`: text, json, sarif, github, markdown, junit, tap, table")
+	// --dump-input DIR writes the input, data, modules and query the
+	// policies are evaluated with, for `opa eval` (make bench; see
+	// policy.Engine.Dump).
+	check.Flags().StringVar(&dumpDir, "dump-input", "", "write the policy input, data, modules and query into `DIR`, for opa eval")
+	check.Flags().MarkHidden("dump-input")
 	var verbose bool
 	test := &cobra.Command{
 		Use:   "test [DIR]",
