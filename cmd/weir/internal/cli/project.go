@@ -86,6 +86,9 @@ type planState struct {
 	hits      map[string]*state.Execution
 	parts     map[string]map[string]string
 	durations map[string]time.Duration
+	// registry: aliases by model, and each model's versions.
+	aliases  map[string]map[string]int
+	versions map[string][]*state.ModelVersion
 }
 
 // Prepare reads in three queries what the diff and the estimate will ask
@@ -105,6 +108,26 @@ func (s *planState) Prepare(steps []*schema.Step) {
 	}
 	if d, err := s.db.TypicalDurations(s.ctx); err == nil {
 		s.durations = d
+	}
+	aliases := map[string]map[string]int{}
+	versions := map[string][]*state.ModelVersion{}
+	err := s.db.View(s.ctx, func(tx *state.Tx) error {
+		models, err := tx.Models()
+		if err != nil {
+			return err
+		}
+		for _, m := range models {
+			if aliases[m], err = tx.Aliases(m); err != nil {
+				return err
+			}
+			if versions[m], err = tx.ModelVersions(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.aliases, s.versions = aliases, versions
 	}
 }
 
@@ -149,6 +172,10 @@ func (s *planState) LastKeyParts(address string) (map[string]string, bool) {
 }
 
 func (s *planState) Alias(model, alias string) (int, bool) {
+	if s.aliases != nil {
+		v := s.aliases[model][alias]
+		return v, v > 0
+	}
 	v := 0
 	err := s.db.View(s.ctx, func(tx *state.Tx) error {
 		var err error
@@ -188,20 +215,21 @@ func (s *planState) TypicalDuration(address string) (time.Duration, bool) {
 // LatestVersion is the newest version of a model that passed its gates
 // (approved, when approvedOnly).
 func (s *planState) LatestVersion(model string, approvedOnly bool) (int, bool) {
-	best := 0
-	s.db.View(s.ctx, func(tx *state.Tx) error {
-		vs, err := tx.ModelVersions(model)
-		if err != nil {
+	vs, prepared := s.versions[model]
+	if !prepared && s.versions == nil {
+		s.db.View(s.ctx, func(tx *state.Tx) error {
+			var err error
+			vs, err = tx.ModelVersions(model)
 			return err
+		})
+	}
+	best := 0
+	for _, v := range vs {
+		ok := v.Status == state.ModelApproved || (!approvedOnly && v.Status == state.ModelCandidate)
+		if ok && v.Version > best {
+			best = v.Version
 		}
-		for _, v := range vs {
-			ok := v.Status == state.ModelApproved || (!approvedOnly && v.Status == state.ModelCandidate)
-			if ok && v.Version > best {
-				best = v.Version
-			}
-		}
-		return nil
-	})
+	}
 	return best, best > 0
 }
 

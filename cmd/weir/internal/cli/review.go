@@ -86,8 +86,11 @@ func review(ctx context.Context, dir, base, head string) (*view.ReviewReport, er
 			st = ps
 		}
 	}
-	compileAt := func(d, name string) (*compiler.Result, error) {
+	compileAt := func(d, name string, cache bool) (*compiler.Result, error) {
 		opts := compileOptions(d)
+		if !cache {
+			opts.CacheDir = "" // a throwaway export: nothing to reuse later
+		}
 		opts.State = st
 		opts.Lower = nil
 		opts.Policy = policyPass(d, policy.Lock{}, nil)
@@ -103,11 +106,13 @@ func review(ctx context.Context, dir, base, head string) (*view.ReviewReport, er
 	if headName == "" {
 		headName = "the work tree"
 	}
-	b, err := compileAt(baseDir, base)
+	// One after the other: the CUE context and the state reader are not
+	// shared safely between two compilations.
+	b, err := compileAt(baseDir, base, false)
 	if err != nil {
 		return nil, err
 	}
-	h, err := compileAt(headDir, headName)
+	h, err := compileAt(headDir, headName, head == "")
 	if err != nil {
 		return nil, err
 	}
@@ -239,8 +244,12 @@ func compare(baseName, headName string, b, h *compiler.Result, st compiler.State
 			r.Reruns = append(r.Reruns, view.Rerun{Address: s.Address, Reason: compiler.ExplainChange(s, bs.KeyParts)})
 		}
 	}
+	headSteps := map[string]bool{}
+	for _, s := range h.Plan.Steps {
+		headSteps[s.Address] = true
+	}
 	for _, s := range b.Plan.Steps {
-		if _, ok := find(h.Plan.Steps, s.Address); !ok {
+		if !headSteps[s.Address] {
 			r.RemovedSteps = append(r.RemovedSteps, s.Address)
 		}
 	}
@@ -273,15 +282,6 @@ func compare(baseName, headName string, b, h *compiler.Result, st compiler.State
 		}
 	}
 	return r
-}
-
-func find(steps []*schema.Step, addr string) (*schema.Step, bool) {
-	for _, s := range steps {
-		if s.Address == addr {
-			return s, true
-		}
-	}
-	return nil, false
 }
 
 // elements maps each element's address to its canonical JSON.
