@@ -196,8 +196,9 @@ func (db *DB) commitGroup() {
 			stx.Rollback()
 		}
 	}()
-	bg := &Tx{ctx: context.Background(), tx: stx, db: db, write: true}
-	ok := 0
+	sh := &txShared{}
+	bg := &Tx{ctx: context.Background(), tx: stx, sh: sh, db: db, write: true}
+	changed := 0 // writes that change results: the serial counts them
 	for _, w := range group {
 		if err := w.ctx.Err(); err != nil {
 			w.err = err
@@ -207,12 +208,10 @@ func (db *DB) commitGroup() {
 			w.err = err
 			continue
 		}
-		t := &Tx{ctx: w.ctx, tx: stx, db: db, write: true, now: time.Now()}
+		t := &Tx{ctx: w.ctx, tx: stx, sh: sh, db: db, write: true, now: time.Now()}
 		w.panicked, w.err = run(t, w.fn)
-		if w.err == nil && w.panicked == nil && t.changed {
-			_, w.err = t.exec(`UPDATE serial SET value = value + 1 WHERE id = 1`)
-		}
 		if w.err != nil || w.panicked != nil {
+			sh.running = nil // what it read may be undone
 			if _, err := bg.exec(`ROLLBACK TO w`); err != nil {
 				// The transaction cannot be trusted any more: nothing of
 				// the group is kept.
@@ -223,10 +222,20 @@ func (db *DB) commitGroup() {
 				}
 				return
 			}
-		} else {
-			ok++
+		} else if t.changed {
+			changed++
 		}
 		if _, err := bg.exec(`RELEASE w`); err != nil {
+			for _, w := range group {
+				if w.err == nil && w.panicked == nil {
+					w.err = err
+				}
+			}
+			return
+		}
+	}
+	if changed > 0 {
+		if _, err := bg.exec(`UPDATE serial SET value = value + ? WHERE id = 1`, changed); err != nil {
 			for _, w := range group {
 				if w.err == nil && w.panicked == nil {
 					w.err = err
@@ -260,7 +269,7 @@ func (db *DB) commitOne(w *write) {
 			stx.Rollback()
 		}
 	}()
-	t := &Tx{ctx: w.ctx, tx: stx, db: db, write: true, now: time.Now()}
+	t := &Tx{ctx: w.ctx, tx: stx, sh: &txShared{}, db: db, write: true, now: time.Now()}
 	if w.panicked, w.err = run(t, w.fn); w.err != nil || w.panicked != nil {
 		return
 	}

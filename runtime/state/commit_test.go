@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -71,4 +72,33 @@ func TestGroupedWritesStayApart(t *testing.T) {
 	serial, err := db.Serial(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(kept), serial)
+}
+
+// TestGroupSeesRunsChange: in one group, a run finished by one write is
+// not running for the next.
+func TestGroupSeesRunsChange(t *testing.T) {
+	db, _ := openDB(t)
+	beginRun(t, db, "r1")
+	gctx := state.WithGroupWait(ctx, 300*time.Millisecond)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i, fn := range []func() error{
+		func() error {
+			_, err := db.RecordExecution(gctx, state.Execution{RunID: "r1", Address: "a"}, state.ExecutionResult{Status: state.StatusSucceeded})
+			return err
+		},
+		func() error { return db.FinishRun(gctx, "r1", state.StatusSucceeded, time.Time{}) },
+		func() error {
+			_, err := db.RecordExecution(gctx, state.Execution{RunID: "r1", Address: "b"}, state.ExecutionResult{Status: state.StatusSucceeded})
+			return err
+		},
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = fn() }()
+		time.Sleep(30 * time.Millisecond) // queued in this order, within the group's wait
+	}
+	wg.Wait()
+	assert.NoError(t, errs[0])
+	assert.NoError(t, errs[1])
+	assert.ErrorContains(t, errs[2], "not running")
 }

@@ -133,24 +133,62 @@ func (db *DB) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
 	return s, nil
 }
 
-// exec runs a prepared statement in the transaction.
-func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+// txShared is what the writes of one SQL transaction (a group, see
+// commit.go) share.
+type txShared struct {
+	// stmts are the prepared statements bound to the transaction.
+	stmts map[string]*sql.Stmt
+	// running caches the runs found running in the transaction; a write
+	// that changes runs clears it.
+	running map[string]bool
+}
+
+// stmt returns the prepared statement for query bound to the transaction.
+func (t *Tx) stmt(query string) (*sql.Stmt, error) {
+	if t.sh != nil {
+		if s := t.sh.stmts[query]; s != nil {
+			return s, nil
+		}
+	}
 	s, err := t.db.prepared(t.ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	return t.tx.StmtContext(t.ctx, s).ExecContext(t.ctx, args...)
+	ts := t.tx.StmtContext(t.ctx, s)
+	if t.sh != nil {
+		if t.sh.stmts == nil {
+			t.sh.stmts = map[string]*sql.Stmt{}
+		}
+		t.sh.stmts[query] = ts
+	}
+	return ts, nil
+}
+
+// exec runs a prepared statement in the transaction.
+func (t *Tx) exec(query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(t.ctx, args...)
 }
 
 // queryRow runs a prepared query in the transaction.
 func (t *Tx) queryRow(query string, args ...any) *sql.Row {
-	s, err := t.db.prepared(t.ctx, query)
+	s, err := t.stmt(query)
 	if err != nil {
 		// A Row cannot be built with an error: let the transaction run the
 		// text, which reports the same error.
 		return t.tx.QueryRowContext(t.ctx, query, args...)
 	}
-	return t.tx.StmtContext(t.ctx, s).QueryRowContext(t.ctx, args...)
+	return s.QueryRowContext(t.ctx, args...)
+}
+
+// runsChanged forgets which runs were found running.
+func (t *Tx) runsChanged() {
+	if t.sh != nil {
+		t.sh.running = nil
+	}
 }
 
 // Path returns the path the database was opened with.
@@ -303,6 +341,7 @@ type querier interface {
 type Tx struct {
 	ctx      context.Context
 	tx       *sql.Tx
+	sh       *txShared // nil in View
 	db       *DB
 	write    bool
 	changed  bool

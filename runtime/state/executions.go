@@ -114,6 +114,9 @@ const insertExecution = `INSERT INTO executions (run_id, address, kind, cache_ke
 
 // runIsRunning returns an error unless the run exists and is running.
 func (t *Tx) runIsRunning(runID, address string) error {
+	if t.sh != nil && t.sh.running[runID] {
+		return nil
+	}
 	var st Status
 	err := t.queryRow(`SELECT status FROM runs WHERE id = ?`, runID).Scan(&st)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -124,6 +127,12 @@ func (t *Tx) runIsRunning(runID, address string) error {
 	}
 	if st != StatusRunning {
 		return fmt.Errorf("state: run %s is %s, not running; it cannot start %s", runID, st, address)
+	}
+	if t.sh != nil {
+		if t.sh.running == nil {
+			t.sh.running = map[string]bool{}
+		}
+		t.sh.running[runID] = true
 	}
 	return nil
 }

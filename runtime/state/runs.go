@@ -109,6 +109,7 @@ func (db *DB) FinishRun(ctx context.Context, id string, status Status, ended tim
 		if cur != StatusRunning {
 			return fmt.Errorf("state: run %s already ended (%s)", id, cur)
 		}
+		tx.runsChanged()
 		_, err = tx.tx.ExecContext(ctx, `UPDATE runs SET status = ?, ended = ? WHERE id = ?`, status, fmtTime(ended), id)
 		return err
 	})
@@ -199,6 +200,7 @@ func (db *DB) MarkInterrupted(ctx context.Context) (runs, executions int, err er
 			return err
 		}
 		now := fmtTime(tx.now)
+		tx.runsChanged()
 		for _, id := range gone {
 			if _, err := tx.tx.ExecContext(ctx, `UPDATE runs SET status = 'interrupted', ended = ? WHERE id = ?`, now, id); err != nil {
 				return err
