@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,6 +33,8 @@ type Backend struct {
 	// left holds the tasks, ended and watched, that left processes
 	// running, until LeftRunning is asked about them.
 	left map[string]bool
+	// paths remembers where programs were found, by PATH and name.
+	paths map[string]string
 }
 
 // New returns a local backend.
@@ -87,7 +90,7 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 			return "", &NotFoundError{Program: t.Argv[0]}
 		}
 	default:
-		p, err := lookPath(prog, t.Env["PATH"])
+		p, err := b.lookPath(prog, t.Env["PATH"])
 		if err != nil {
 			return "", &NotFoundError{Program: prog, Path: t.Env["PATH"]}
 		}
@@ -112,6 +115,11 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	pw.Close()
 	if err != nil {
 		pr.Close()
+		if errors.Is(err, fs.ErrNotExist) && !strings.Contains(t.Argv[0], "/") {
+			// Gone since it was found: look again next time.
+			b.forgetPath(t.Argv[0], t.Env["PATH"])
+			return "", &NotFoundError{Program: t.Argv[0], Path: t.Env["PATH"]}
+		}
 		return "", fmt.Errorf("starting %s: %w", t.Argv[0], err)
 	}
 	p := &proc{cmd: cmd, start: time.Now(), out: newOutput(pr, t.LogPath), done: make(chan struct{})}
@@ -374,6 +382,36 @@ func envList(env map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// lookPath finds prog in PATH like the package function, remembering what
+// it found in absolute folders: one stat per folder of PATH per step adds
+// up over thousands of steps. A program that disappears is looked for
+// again (see Submit).
+func (b *Backend) lookPath(prog, path string) (string, error) {
+	key := path + "\x00" + prog
+	b.mu.Lock()
+	p, ok := b.paths[key]
+	b.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := lookPath(prog, path)
+	if err == nil && filepath.IsAbs(p) {
+		b.mu.Lock()
+		if b.paths == nil {
+			b.paths = map[string]string{}
+		}
+		b.paths[key] = p
+		b.mu.Unlock()
+	}
+	return p, err
+}
+
+func (b *Backend) forgetPath(prog, path string) {
+	b.mu.Lock()
+	delete(b.paths, path+"\x00"+prog)
+	b.mu.Unlock()
 }
 
 // lookPath finds prog in the given PATH (the step's, not weir's).

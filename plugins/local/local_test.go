@@ -133,3 +133,26 @@ func TestLeftRunning(t *testing.T) {
 		assert.False(t, b.LeftRunning(id), "answered once")
 	}
 }
+
+// TestProgramFoundAgainAfterItMoves: a program found once and then removed
+// is reported missing, and found again where it is now.
+func TestProgramFoundAgainAfterItMoves(t *testing.T) {
+	b := New(0)
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	script := []byte("#!/bin/sh\necho here\n")
+	require.NoError(t, os.WriteFile(filepath.Join(dir1, "weir-test-prog"), script, 0o755))
+	tk := task(t, "")
+	tk.Argv = []string{"weir-test-prog"}
+	tk.Env["PATH"] = dir1 + ":" + dir2 + ":" + os.Getenv("PATH")
+	lines, _, res, _ := watchOn(t, b, tk)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Equal(t, []string{"here"}, lines)
+
+	require.NoError(t, os.Rename(filepath.Join(dir1, "weir-test-prog"), filepath.Join(dir2, "weir-test-prog")))
+	_, err := b.Submit(context.Background(), tk)
+	var nf *NotFoundError
+	require.ErrorAs(t, err, &nf)
+	lines, _, res, _ = watchOn(t, b, tk)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Equal(t, []string{"here"}, lines)
+}
