@@ -756,35 +756,33 @@ func (r *Run) runProcess(ctx context.Context, n *node, rec *record, be backend.I
 	if s.Run.Timeout != "" {
 		timeout, _ = time.ParseDuration(s.Run.Timeout)
 	}
-	watchCtx, stopWatch := context.WithCancel(bg)
-	defer stopWatch()
-	var timedOut bool
-	stop := make(chan struct{})
-	cancelled := make(chan struct{})
-	go func() {
-		defer close(cancelled)
-		var timer <-chan time.Time
-		if timeout > 0 {
-			tm := time.NewTimer(timeout)
-			defer tm.Stop()
-			timer = tm.C
-		}
-		select {
-		case <-stop:
-			return
-		case <-ctx.Done():
-		case <-timer:
-			timedOut = true
-		}
-		be.Cancel(bg, id, r.opts.Grace)
-	}()
-	res, err := be.Watch(watchCtx, id, func(e backend.Event) {
+	// Cancelling (Ctrl-C) or the timeout stops the task; no goroutine
+	// waits for either unless it happens.
+	var (
+		once     sync.Once
+		timedOut bool
+	)
+	stopTask := func(timeout bool) {
+		once.Do(func() {
+			timedOut = timeout
+			be.Cancel(bg, id, r.opts.Grace)
+		})
+	}
+	stopOnCancel := context.AfterFunc(ctx, func() { stopTask(false) })
+	var timer *time.Timer
+	if timeout > 0 {
+		timer = time.AfterFunc(timeout, func() { stopTask(true) })
+	}
+	res, err := be.Watch(bg, id, func(e backend.Event) {
 		if e.Line != "" {
 			r.event(Event{Type: EventLog, Step: s.Address, Line: e.Line})
 		}
 	})
-	close(stop)
-	<-cancelled
+	stopOnCancel()
+	if timer != nil {
+		timer.Stop()
+	}
+	once.Do(func() {}) // waits for a Cancel under way; timedOut is then set
 	if err != nil {
 		return nil, fmt.Errorf("watching the step: %w", err)
 	}
