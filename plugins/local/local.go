@@ -266,7 +266,7 @@ type output struct {
 }
 
 func newOutput(r *os.File, logPath string) *output {
-	return &output{r: r, logPath: logPath, lines: make(chan string, 256)}
+	return &output{r: r, logPath: logPath, lines: make(chan string, 64)}
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}

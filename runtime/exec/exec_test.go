@@ -376,3 +376,56 @@ func TestEmptyWorkFoldersAreRecycled(t *testing.T) {
 	assert.Equal(t, work+" "+work+"\n", string(b), "HOME and TMPDIR are the step's own folder")
 	assert.FileExists(t, filepath.Join(work, "file"))
 }
+
+// TestCancelSkipsStepsWaitingForASlot: steps prepared while another runs
+// do not start once the apply is cancelled, and leave no execution and no
+// folder.
+func TestCancelSkipsStepsWaitingForASlot(t *testing.T) {
+	e := newEnv(t)
+	started := filepath.Join(e.dir, "started")
+	long := sh("tasks.long", `touch `+started+`; sleep 30`)
+	b, c := sh("tasks.b", "true"), sh("tasks.c", "true")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for i := 0; i < 200; i++ {
+			if _, err := os.Stat(started); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // b is prepared and waiting
+		cancel()
+	}()
+	var o exec.Options
+	rep, err := exec.Apply(ctx, plan(long, b, c), e.options(func(opts *exec.Options) { opts.Parallelism = 1; o = *opts }))
+	require.ErrorIs(t, err, exec.ErrCancelled)
+	assert.Equal(t, state.StatusCancelled, status(rep, "tasks.long").Status)
+	for _, a := range []string{"tasks.b", "tasks.c"} {
+		assert.Equal(t, exec.StatusSkipped, status(rep, a).Status, a)
+		assert.Equal(t, "not started: apply was cancelled", status(rep, a).Message, a)
+		assert.NoDirExists(t, filepath.Join(o.WorkRoot, o.RunID, a))
+	}
+	ex, err := e.db.Executions(context.Background(), rep.RunID)
+	require.NoError(t, err)
+	require.Len(t, ex, 1)
+	assert.Equal(t, "tasks.long", ex[0].Address)
+}
+
+// TestRetryWaitsForASlot: a retry takes a slot like any attempt, so
+// parallelism holds across retries.
+func TestRetryWaitsForASlot(t *testing.T) {
+	e := newEnv(t)
+	log := filepath.Join(e.dir, "log")
+	counter := filepath.Join(e.dir, "count")
+	flaky := sh("tasks.flaky", `echo start >> `+log+`; sleep 0.1; n=$(cat `+counter+` 2>/dev/null || echo 0); n=$((n+1)); echo $n > `+counter+`; echo end >> `+log+`; [ $n -ge 2 ]`)
+	flaky.Run.Retries = 1
+	var steps []*schema.Step
+	steps = append(steps, flaky)
+	for _, n := range []string{"a", "b", "c"} {
+		steps = append(steps, sh("tasks."+n, `echo start >> `+log+`; sleep 0.1; echo end >> `+log))
+	}
+	rep, err := e.apply(plan(steps...), func(o *exec.Options) { o.Parallelism = 2 })
+	require.NoError(t, err)
+	assert.Equal(t, 2, status(rep, "tasks.flaky").Attempts)
+	assert.LessOrEqual(t, maxConcurrent(t, log), 2)
+}

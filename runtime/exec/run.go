@@ -194,7 +194,8 @@ func (r *Run) attempt(ctx context.Context, n *node, key string, attempt int) *St
 	var ns *notStarted
 	if errors.As(err, &ns) {
 		// Refused by the scheduler: the attempt never started and leaves
-		// no execution.
+		// no execution, nor the folder it prepared.
+		os.RemoveAll(work)
 		rep.Status, rep.Message, rep.LogPath, rep.refused = ns.status, ns.msg, "", true
 		if ns.status == StatusSkipped {
 			r.event(Event{Type: EventSkipped, Step: s.Address, Message: ns.msg})
