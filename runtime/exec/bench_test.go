@@ -168,3 +168,7 @@ func (*instant) Watch(_ context.Context, _ string, fn func(backend.Event)) (*bac
 }
 
 func (*instant) Cancel(context.Context, string, time.Duration) error { return nil }
+
+// LeftRunning: an instant task leaves nothing behind, so work folders are
+// recycled as with the local backend.
+func (*instant) LeftRunning(string) bool { return false }
