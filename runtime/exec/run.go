@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"weir.dev/weir/runtime/artifact"
@@ -447,7 +448,9 @@ func (r *Run) makeWork(work string) error {
 		return r.runDirErr
 	}
 	if spare := r.takeSpare(); spare != "" {
-		if os.Rename(spare, work) == nil {
+		// syscall.Rename: os.Rename first checks that work is not a
+		// folder, one more system call.
+		if syscall.Rename(spare, work) == nil {
 			return nil
 		}
 		r.putSpare(spare) // work exists and is not empty: see below
