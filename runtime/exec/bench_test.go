@@ -38,6 +38,7 @@ import (
 //	go tool pprof -top cpu.out
 
 func BenchmarkApplyNoop1000(b *testing.B)     { benchApply(b, 1000, local.New(0), false) }
+func BenchmarkApplyNoop10000(b *testing.B)    { benchApply(b, 10000, local.New(0), false) }
 func BenchmarkApplyInstant1000(b *testing.B)  { benchApply(b, 1000, &instant{}, false) }
 func BenchmarkApplyInstant10000(b *testing.B) { benchApply(b, 10000, &instant{}, false) }
 func BenchmarkApplyCached1000(b *testing.B)   { benchApply(b, 1000, &instant{}, true) }
