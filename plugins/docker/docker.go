@@ -633,15 +633,7 @@ func (b *Backend) ensure(ctx context.Context, ref string) error {
 			e.err = fmt.Errorf("image %s is not in the Docker engine and pulling it failed: %v", ref, err)
 		}
 	})
-	if e.err != nil {
-		// Let a later step try again: the image may arrive meanwhile.
-		b.mu.Lock()
-		if b.images[ref] == e {
-			delete(b.images, ref)
-		}
-		b.mu.Unlock()
-	}
-	return e.err
+	return b.settle(ref, e)
 }
 
 // ensurePinned finds a pinned image in the engine, as REPO@DIGEST or, for
@@ -784,14 +776,7 @@ func (b *Backend) publish(ctx context.Context, tag name.Tag, img v1.Image) error
 			e.err = fmt.Errorf("pulling image %s into the engine: %w", ref, err)
 		}
 	})
-	if e.err != nil {
-		b.mu.Lock()
-		if b.images[ref] == e {
-			delete(b.images, ref)
-		}
-		b.mu.Unlock()
-	}
-	return e.err
+	return b.settle(ref, e)
 }
 
 // engineRef parses a reference for the daemon package, which passes its
@@ -811,3 +796,16 @@ func (i imageID) Identifier() string       { return string(i) }
 func (i imageID) Name() string             { return string(i) }
 func (i imageID) String() string           { return string(i) }
 func (i imageID) Scope(string) string      { return "" }
+
+// settle returns an image entry's outcome; a failed one is forgotten so a
+// later step tries again (the image may arrive meanwhile).
+func (b *Backend) settle(ref string, e *imageEntry) error {
+	if e.err != nil {
+		b.mu.Lock()
+		if b.images[ref] == e {
+			delete(b.images, ref)
+		}
+		b.mu.Unlock()
+	}
+	return e.err
+}
