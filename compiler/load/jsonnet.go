@@ -1,7 +1,6 @@
 package load
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -123,6 +122,9 @@ func jsonKind(v any) string {
 type jsonnetConv struct {
 	dir  string
 	srcs map[string][]byte // read files by name relative to dir
+	// lines holds the offset of each line's start, by file name, built
+	// on first use: a large spec has a position per field.
+	lines map[string][]int
 }
 
 // name is a Jsonnet file name relative to the project folder.
@@ -148,20 +150,31 @@ func (c *jsonnetConv) rng(lr jast.LocationRange) *diag.Range {
 		}
 		c.srcs[name] = src
 	}
-	return &diag.Range{Filename: name, Start: c.pos(src, lr.Begin), End: c.pos(src, lr.End)}
+	return &diag.Range{Filename: name, Start: c.pos(name, src, lr.Begin), End: c.pos(name, src, lr.End)}
 }
 
-// pos is a Jsonnet location (1-based line and column) with its offset.
-func (c *jsonnetConv) pos(src []byte, l jast.Location) diag.Pos {
-	off, line := 0, 1
-	for line < l.Line && off < len(src) {
-		i := bytes.IndexByte(src[off:], '\n')
-		if i < 0 {
-			off = len(src)
-			break
+// pos is a Jsonnet location (1-based line and column) in the file name,
+// whose content is src, with its offset.
+func (c *jsonnetConv) pos(name string, src []byte, l jast.Location) diag.Pos {
+	starts, ok := c.lines[name]
+	if !ok {
+		starts = []int{0}
+		for i, b := range src {
+			if b == '\n' {
+				starts = append(starts, i+1)
+			}
 		}
-		off += i + 1
-		line++
+		if c.lines == nil {
+			c.lines = map[string][]int{}
+		}
+		c.lines[name] = starts
+	}
+	off := 0
+	switch {
+	case l.Line > len(starts):
+		off = len(src)
+	case l.Line > 1:
+		off = starts[l.Line-1]
 	}
 	off += l.Column - 1
 	if off > len(src) {
