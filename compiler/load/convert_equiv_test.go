@@ -11,6 +11,7 @@ import (
 
 	"weir.dev/weir/compiler"
 	"weir.dev/weir/schema"
+	"weir.dev/weir/testdata/bench/benchgen"
 )
 
 // TestQuickstartEquivalence compiles the quickstart written in each
@@ -91,4 +92,26 @@ func copyTree(t *testing.T, src, dst string) {
 		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
 	})
 	require.NoError(t, err)
+}
+
+// TestBenchgenEquivalence plans the benchmark's generated spec written in
+// each language (testdata/bench/benchgen) and requires the same plan file
+// byte for byte: the front ends' timings in `make bench` compare the same
+// work.
+func TestBenchgenEquivalence(t *testing.T) {
+	var want []byte
+	dir := t.TempDir() // one folder: the plan records it
+	for _, lang := range benchgen.Languages {
+		require.NoError(t, benchgen.GenerateLang(dir, 3, benchgen.Single, lang, schema.CUE))
+		res, ds := compiler.Compile(context.Background(), compiler.Options{Dir: dir, WeirVersion: "test"})
+		require.False(t, ds.HasErrors(), "%s: %v", lang, ds)
+		require.Len(t, res.Plan.Steps, 3*benchgen.StepsPerPipeline, lang)
+		got, err := res.Plan.Encode()
+		require.NoError(t, err)
+		if want == nil {
+			want = got
+			continue
+		}
+		require.Equal(t, string(want), string(got), "%s: the plan differs from the CUE spec's", lang)
+	}
 }

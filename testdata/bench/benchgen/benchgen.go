@@ -36,6 +36,10 @@
 // small unifications per pipeline to CUE's work, next to the hundreds the
 // schema costs. Weir never reads cuecheck/ (it reads the .cue files at the
 // top of the project folder).
+//
+// GenerateLang writes the same spec in HCL (weir.hcl) or Jsonnet
+// (weir.jsonnet), for comparing the front ends: the three give the same
+// plan file byte for byte.
 package benchgen
 
 import (
@@ -76,9 +80,9 @@ func Generate(dir string, n int, layout string, schemaCUE []byte) error {
 		"cue.mod/module.cue":                   "module: \"bench.example/weir\"\nlanguage: version: \"v0.17.0\"\n",
 		"cue.mod/pkg/weir.dev/schema/weir.cue": string(schemaCUE),
 		"cuecheck/check.cue":                   checkFile,
-		"code/transform.py":                    "# transform: reads WEIR_INPUT_DATA, writes WEIR_OUTPUT_FEATURES\n",
-		"code/train.py":                        "# train: reads WEIR_INPUT_FEATURES, writes WEIR_OUTPUT_MODEL\n",
-		"data/events.csv":                      "id,score,label,kind\n1,0.5,1,click\n2,0.25,0,view\n",
+	}
+	for name, data := range codeFiles {
+		files[name] = data
 	}
 	for name, data := range files {
 		if err := write(filepath.Join(dir, name), data); err != nil {
