@@ -20,6 +20,8 @@ bench: build
 	@status=0; \
 	echo "== testdata/bench/run.sh: weir plan against cue export"; \
 	./testdata/bench/run.sh || status=1; \
+	echo; echo "== testdata/bench/run-frontends.sh: weir plan of the same spec in CUE, HCL and Jsonnet"; \
+	WEIR=$(BIN) ./testdata/bench/run-frontends.sh || status=1; \
 	echo; echo "== testdata/bench/run-policy.sh: weir policy check against opa eval, weir review against weir plan"; \
 	WEIR=$(BIN) ./testdata/bench/run-policy.sh || status=1; \
 	echo; echo "== testdata/bench/run-exec.sh: weir apply against make -j2"; \
