@@ -35,6 +35,10 @@ func Steps() map[string]wexec.BuiltinFunc {
 		"materialize": materialize,
 		"select":      selectBest,
 		"register":    register,
+		// deploy and canary steps have no user code: on a backend that
+		// hosts services the executor runs them here (see serve).
+		"deploy": serve,
+		"canary": serve,
 	}
 }
 

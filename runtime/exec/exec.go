@@ -145,6 +145,8 @@ type Run struct {
 	// spare holds empty work folders for the next steps (see recycle).
 	spareMu sync.Mutex
 	spare   []string
+	// values are what builtins keep for later steps of the run.
+	values sync.Map
 	// runDir is made once, by the first step that needs its work folder.
 	runDirOnce sync.Once
 	runDirErr  error
@@ -356,3 +358,24 @@ func (r *Run) ProjectDir() string { return r.opts.ProjectDir }
 
 // State is the state the run records into.
 func (r *Run) State() *state.DB { return r.opts.State }
+
+// Backend returns the backend the spec names name, or nil.
+func (r *Run) Backend(name string) backend.Interface { return r.opts.Backends[name] }
+
+// Secret resolves a secret reference ("env:NAME", "file:PATH").
+func (r *Run) Secret(ref string) (string, error) {
+	if r.opts.Secret == nil {
+		return "", fmt.Errorf("no way to resolve secret %s", ref)
+	}
+	return r.opts.Secret(ref)
+}
+
+// BaseEnv is the environment every step starts from; callers must not
+// change it.
+func (r *Run) BaseEnv() map[string]string { return r.opts.BaseEnv }
+
+// Value returns what a builtin kept for later steps of this run under key.
+func (r *Run) Value(key any) (any, bool) { return r.values.Load(key) }
+
+// SetValue keeps v for later steps of this run under key.
+func (r *Run) SetValue(key, v any) { r.values.Store(key, v) }

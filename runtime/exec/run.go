@@ -360,7 +360,8 @@ func (r *Run) perform(ctx context.Context, n *node, rec *record, work, logPath s
 	if len(s.Inputs) > 0 {
 		dirs = append(dirs, inDir)
 	}
-	if len(s.Outputs) > 0 || s.Builtin {
+	builtin := r.isBuiltin(s)
+	if len(s.Outputs) > 0 || builtin {
 		dirs = append(dirs, outDir)
 	}
 	for _, d := range dirs {
@@ -385,7 +386,7 @@ func (r *Run) perform(ctx context.Context, n *node, rec *record, work, logPath s
 		be    backend.Interface
 		mpath string
 	)
-	if s.Builtin {
+	if builtin {
 		if f = r.opts.Builtins[s.Kind]; f == nil {
 			return nil, nil, "", fmt.Errorf("this weir cannot run %s steps", s.Kind)
 		}
@@ -400,7 +401,7 @@ func (r *Run) perform(ctx context.Context, n *node, rec *record, work, logPath s
 		metrics []state.Metric
 		msg     string
 	)
-	if s.Builtin {
+	if builtin {
 		var res *BuiltinResult
 		if res, err = r.runBuiltin(ctx, n, f, rec, inputs, inputOutputs, outDir, logPath); err == nil {
 			metrics, msg = res.Metrics, res.Message
@@ -418,6 +419,13 @@ func (r *Run) perform(ctx context.Context, n *node, rec *record, work, logPath s
 	}
 	r.release(n, err != nil && ctx.Err() == nil && rec.attempt > retries)
 	return outs, metrics, msg, err
+}
+
+// isBuiltin reports whether Weir runs the step itself: a builtin step, or
+// a step without user code whose kind has a function in Builtins (a model
+// deployed to a backend that hosts services).
+func (r *Run) isBuiltin(s *schema.Step) bool {
+	return s.Builtin || (s.Run == nil && r.opts.Builtins[s.Kind] != nil)
 }
 
 // runBuiltin runs a builtin in the slot it holds.

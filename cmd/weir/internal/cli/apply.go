@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -194,7 +195,6 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 		KeepGoing:   f.keepGoing,
 		Builtins:    builtin.Steps(),
 		Changes:     builtin.ApplyChange,
-		Deferred:    deferred,
 		Secret:      secretResolver(abs),
 		BaseEnv:     baseEnv(),
 		Events:      events,
@@ -210,6 +210,7 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 		opts.Limits[name] = b.Parallelism
 		opts.GPUs[name] = b.GPUs
 	}
+	opts.Deferred = deferredOn(ctx, opts.Backends)
 	start := time.Now()
 	rep, err := exec.Apply(ctx, p, opts)
 	if prog != nil {
@@ -272,15 +273,34 @@ func deniedBy(p *schema.Plan) []string {
 	return out
 }
 
-// deferred names the steps this weir plans but does not apply yet.
-func deferred(s *schema.Step) (string, bool) {
-	switch s.Kind {
-	case "deploy", "canary":
-		return "serving is planned but not applied by this weir yet (the serving gateway is not built)", true
-	case "monitor":
-		return "monitoring is planned but not applied by this weir yet (the monitor is not built)", true
+// deferredOn names the steps this weir plans but does not apply: serving
+// on a backend that hosts no services or without a server to run, and
+// monitoring.
+func deferredOn(ctx context.Context, backends map[string]backend.Interface) func(*schema.Step) (string, bool) {
+	services := map[string]bool{}
+	for name, b := range backends {
+		if b == nil {
+			continue
+		}
+		if d, err := b.Describe(ctx); err == nil && d.Services {
+			services[name] = true
+		}
 	}
-	return "", false
+	return func(s *schema.Step) (string, bool) {
+		switch s.Kind {
+		case "deploy", "canary":
+			if !services[s.Backend] {
+				return fmt.Sprintf("backend %s hosts no long-lived services, and the serving gateway that would serve on it is not built", s.Backend), true
+			}
+			var cfg schema.DeployConfig
+			if json.Unmarshal(s.Config, &cfg) == nil && (cfg.Spec == nil || cfg.Spec.Server == nil || len(cfg.Spec.Server.Command) == 0) {
+				return fmt.Sprintf("serving.%s names no server (server.command), and the built-in model server is not built", cfg.Serving), true
+			}
+		case "monitor":
+			return "monitoring is planned but not applied by this weir yet (the monitor is not built)", true
+		}
+		return "", false
+	}
 }
 
 func newRunID() string {
