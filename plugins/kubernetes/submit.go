@@ -179,7 +179,7 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 		if dyn == nil {
 			return fail(fmt.Errorf("step %s: backend %s gang-schedules through Volcano, which needs a dynamic client", t.Step, cfg.Name))
 		}
-		gvr := schema.GroupVersionResource{Group: PodGroupGVR.Group, Version: PodGroupGVR.Version, Resource: PodGroupGVR.Resource}
+		gvr := podGroupResource()
 		if _, err := dyn.Resource(gvr).Namespace(cfg.Namespace).Create(ctx, wl.PodGroup, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			if apierrors.IsNotFound(err) && !isNamespaceNotFound(err, cfg.Namespace) {
 				return fail(fmt.Errorf("step %s: backend %s gang-schedules through Volcano (config.gang), but the cluster has no PodGroup resource (%s): install Volcano", t.Step, cfg.Name, gvr.GroupResource()))
@@ -342,4 +342,8 @@ func (b *Backend) deleteJob(ctx context.Context, ns, name string) error {
 	cs := b.client
 	b.mu.Unlock()
 	return cs.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &fg})
+}
+
+func podGroupResource() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: PodGroupGVR.Group, Version: PodGroupGVR.Version, Resource: PodGroupGVR.Resource}
 }

@@ -236,7 +236,7 @@ func (w *watcher) end(t *task, j *batchv1.Job, st backend.State, msg string) {
 		res.Duration = j.Status.CompletionTime.Sub(j.Status.StartTime.Time)
 	}
 	go func() {
-		t.waitLogs(5 * time.Second)
+		t.waitLogs(2 * time.Second)
 		if st == backend.StateFailed {
 			res.ExitCode = 1
 			t.mu.Lock()
@@ -254,7 +254,7 @@ func (w *watcher) end(t *task, j *batchv1.Job, st backend.State, msg string) {
 					res.ExitCode = f.exitCode
 					fmt.Fprintf(&b, " (exit code %d)", f.exitCode)
 				}
-				if f.reason == "OOMKilled" && t.memory != "" {
+				if strings.HasPrefix(f.reason, "OOMKilled") && t.memory != "" {
 					b.WriteString(" (the memory limit is " + t.memory + ")")
 				}
 				if f.message != "" {

@@ -1,0 +1,41 @@
+// Package kubernetes is the Kubernetes backend (client-go): each attempt of
+// a step runs as a batch/v1 Job in the backend's namespace, under the step
+// contract of DESIGN section 5 with its paths under /weir/.
+//
+// StepWorkload is the pure heart of it: from a step and the backend's
+// Config it builds the Job (backoffLimit from retries, activeDeadlineSeconds
+// from the timeout, ttlSecondsAfterFinished, the app.kubernetes.io/* labels
+// and weir.dev/run and weir.dev/step), GPU limits of the backend's GPU
+// resource with a node selector for the GPU model and a toleration of the
+// GPU taint, the Kueue queue label with the Job created suspended, and for
+// distributed training an Indexed Job (completions = parallelism = workers)
+// with a headless Service and MASTER_ADDR, MASTER_PORT, WORLD_SIZE and RANK
+// (from the completion index), gang-scheduled by Kueue or by a Volcano
+// PodGroup. Lower shows it in the plan; weir compile writes it out.
+//
+// Submit creates the attempt's Job (owned by the run's parent ConfigMap
+// weir-run-RUN: deleting it deletes the run's Jobs), with the task's
+// variables in a Secret of its own. Watch follows Jobs and pods through one
+// shared informer factory per backend (namespace and managed-by label
+// filtered: a fixed number of LIST and WATCH requests whatever the number
+// of steps, and informers relist when the API server comes back): a Job's
+// state from its conditions, an unschedulable pod reported while it waits
+// with the scheduler's message, image pull failures, OOM kills and
+// evictions named, pod logs streamed, a failure's pod reason and log tail.
+// Cancel deletes the Job with foreground propagation and returns once it is
+// gone. Check, called by the planner, looks at the cluster before apply:
+// namespace, queue, resources no node can ever give, RBAC.
+//
+// weir's executor retries attempts itself, so a Job it submits has
+// backoffLimit 0; the step's retries become the backoffLimit of the Jobs
+// the plan shows and weir compile writes. A task carries no worker count,
+// timeout or kind: the backend learns them from Lower, Check or Prepare.
+//
+// A cluster cannot read this machine's folders: a step with inputs,
+// outputs or a code folder needs config.bucket, through which the launcher
+// (plugins/kubernetes/launcher, put in the pod by an init container from
+// config.launcherImage) moves them; launcherCommand is that seam.
+//
+// The package implements runtime/backend's interface. It never imports the
+// compiler, the executor, CUE or OPA; it never prints.
+package kubernetes
