@@ -107,7 +107,7 @@ Kubernetes or batch services.`,
 	root.AddCommand(
 		newInitCmd(), newFmtCmd(), newValidateCmd(), newPlanCmd(), newApplyCmd(), newGraphCmd(), newVersionCmd(),
 		newRunsCmd(), newMetricsCmd(), newModelsCmd(), newLineageCmd(), newStateCmd(), newGCCmd(), newPolicyCmd(), newReviewCmd(),
-		newPluginsCmd(), newPluginServeCmd(), newConvertCmd(),
+		newPluginsCmd(), newPluginServeCmd(), newConvertCmd(), newCompileCmd(),
 	)
 	return root
 }
