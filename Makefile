@@ -5,13 +5,23 @@ BIN     := bin/weir
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X weir.dev/weir/cmd/weir/internal/cli.Version=$(VERSION)
 
-.PHONY: build test bench demo generate lint clean
+.PHONY: build test test-k8s bench demo generate lint clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/weir
 
 test:
 	$(GO) test ./...
+
+# The kubernetes backend's tests against a real control plane (etcd,
+# kube-apiserver, controller-manager, scheduler, kwok nodes; hack/k8s/README.md).
+# The first run on a machine builds it (~25 min, cached in ~/.cache/weir/k8s);
+# then each run starts a cluster (~15 s), tests with WEIR_K8S_DIR set, and stops
+# it. Without a cluster `make test` skips these tests (they fail under CI=true
+# unless WEIR_K8S_SKIP is set, as .ci/run does before running this target).
+# K8S_PKGS adds go test arguments before the packages: '-run TestJob ./cmd/weir'.
+test-k8s:
+	GO=$(GO) ./hack/k8s/with-cluster.sh $(GO) test $(K8S_PKGS) ./plugins/kubernetes/... ./internal/k8stest/...
 
 # Each benchmark script runs even when one before it fails, and make bench
 # fails when any did. run-docker.sh needs a Docker Engine and is skipped
@@ -29,6 +39,12 @@ bench: build
 	echo; echo "== testdata/bench/run-docker.sh: the docker backend against docker run"; \
 	if docker info >/dev/null 2>&1; then ./testdata/bench/run-docker.sh || status=1; \
 	else echo "skipped: no Docker Engine answers (docker info)"; fi; \
+	if [ -x testdata/bench/run-k8s.sh ]; then \
+		echo; echo "== testdata/bench/run-k8s.sh: the kubernetes backend on a test cluster"; \
+		if k8sbin=$$(hack/k8s/build.sh); then \
+			K8S_BIN=$$k8sbin WEIR=$(BIN) GO=$(GO) ./hack/k8s/with-cluster.sh ./testdata/bench/run-k8s.sh || status=1; \
+		else echo "skipped: the test cluster cannot be built here (hack/k8s/build.sh failed)"; fi; \
+	fi; \
 	exit $$status
 
 demo: build
