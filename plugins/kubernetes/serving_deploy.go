@@ -16,6 +16,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"weir.dev/weir/runtime/backend"
+	"weir.dev/weir/schema"
 )
 
 // Serving deploys model servers into one namespace: Deploy, SetTraffic and
@@ -38,6 +39,37 @@ type Serving struct {
 	// detects it: Gateway API when the cluster serves
 	// gateway.networking.k8s.io/v1 HTTPRoutes, else replica ratio.
 	Mode string
+}
+
+// NewServing is the serving half of a kubernetes backend: its settings
+// cfg, the two serving settings of its backends entry b (config.gateway,
+// the HTTPRoutes' parent Gateway, "NAME" or "NAMESPACE/NAME"; config.traffic,
+// "gateway-api" or "replica-ratio" to force a mode instead of discovering
+// it), and its clients. The backend's Deploy, SetTraffic and Undeploy
+// delegate to it.
+func NewServing(cfg *Config, b *schema.Backend, c Clients) (*Serving, error) {
+	s := &Serving{Clients: c, Namespace: cfg.Namespace, Project: cfg.Project, ServiceAccount: cfg.ServiceAccount,
+		GPUResource: cfg.GPUResource, GPUTaint: cfg.GPUTaint, GPUNodeLabel: cfg.GPUNodeLabel}
+	if b == nil {
+		return s, nil
+	}
+	for key, dst := range map[string]*string{"gateway": &s.Gateway, "traffic": &s.Mode} {
+		v, ok := b.Config[key]
+		if !ok {
+			continue
+		}
+		str, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("backend %s: config.%s must be a string, not %v", cfg.Name, key, v)
+		}
+		*dst = str
+	}
+	switch s.Mode {
+	case "", TrafficGateway, TrafficReplicas:
+	default:
+		return nil, fmt.Errorf("backend %s: config.traffic is %q: it must be %q or %q", cfg.Name, s.Mode, TrafficGateway, TrafficReplicas)
+	}
+	return s, nil
 }
 
 // TrafficMode tells how the cluster splits traffic, and why.

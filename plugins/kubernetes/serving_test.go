@@ -311,3 +311,25 @@ func TestCompare(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 }
+
+func TestNewServing(t *testing.T) {
+	cfg, err := ParseConfig("k8s", &schema.Backend{Kind: "kubernetes", Namespace: "ml", GPUType: "amd.com/gpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewServing(cfg, &schema.Backend{Config: map[string]any{"gateway": "infra/public", "traffic": "replica-ratio"}}, Clients{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Namespace != "ml" || s.GPUResource != "amd.com/gpu" || s.Gateway != "infra/public" || s.Mode != TrafficReplicas {
+		t.Errorf("NewServing = %+v", s)
+	}
+	for cfgMap, want := range map[string]map[string]any{
+		`config.traffic is "weights"`:     {"traffic": "weights"},
+		"config.gateway must be a string": {"gateway": 3},
+	} {
+		if _, err := NewServing(cfg, &schema.Backend{Config: want}, Clients{}); err == nil || !strings.Contains(err.Error(), cfgMap) {
+			t.Errorf("NewServing(%v) = %v, want %q", want, err, cfgMap)
+		}
+	}
+}
