@@ -40,6 +40,8 @@ type frontSpec struct {
 	// main is the entry file (relative): the position of anything sm does
 	// not place.
 	main string
+	// imports are the imports a Jsonnet spec's evaluation made.
+	imports []jsonnetImport
 }
 
 // cueBuilder turns a frontSpec into a CUE file.
@@ -48,6 +50,12 @@ type cueBuilder struct {
 	spec  *frontSpec
 	files map[string]*token.File
 	diags diag.Diagnostics
+	// noPos leaves the nodes without positions (a part of a split spec,
+	// see convert_split.go).
+	noPos bool
+	// written, when set, collects the constraints whose text gives their
+	// value (see noteWritten).
+	written map[string]string
 }
 
 // toCUE builds the CUE file of a front end's spec. Constraints that do not
@@ -62,6 +70,9 @@ func toCUE(dir string, fs *frontSpec) (*ast.File, diag.Diagnostics) {
 // pos is where path is written (its nearest recorded ancestor, else the top
 // of the entry file).
 func (b *cueBuilder) pos(path string) token.Pos {
+	if b.noPos {
+		return token.NoPos
+	}
 	name, off := b.spec.main, 0
 	if r := b.spec.sm.Lookup(path); r != nil {
 		name, off = r.Filename, r.Start.Offset
@@ -111,7 +122,10 @@ func (b *cueBuilder) expr(path string, v any) ast.Expr {
 					"%s: %q is not a CUE constraint (write one as a string, e.g. \"int & >=1\" or \">=0.9\")", path, v))
 				return ast.NewNull()
 			}
-			ast.Walk(x, func(n ast.Node) bool { ast.SetPos(n, p); return true }, nil)
+			b.noteWritten(path, v, x)
+			if p.IsValid() {
+				ast.Walk(x, func(n ast.Node) bool { ast.SetPos(n, p); return true }, nil)
+			}
 			return x
 		}
 		e = ast.NewString(v)

@@ -575,3 +575,16 @@ func hclFunctions() map[string]function.Function {
 		"formatdate": stdlib.FormatDateFunc, "timeadd": stdlib.TimeAddFunc,
 	}
 }
+
+// hclKey is the cache key of an HCL spec's evaluation: its files and the
+// values given for its variables, all it reads (HCL specs import nothing,
+// and the functions they may call read no files).
+func hclKey(files []*specFile, in Inputs) string {
+	h := newKeyHash("hcl", "")
+	for _, f := range files {
+		h.add(f.name, f.src)
+	}
+	addSorted(h, "var", in.Vars)
+	addSorted(h, "env-var", in.EnvVars)
+	return h.sum()
+}

@@ -23,17 +23,24 @@ import (
 // (a comprehension, a function call) takes the position of its nearest
 // written ancestor.
 
-// evaluateJsonnet evaluates, checks and decodes weir.jsonnet.
-func evaluateJsonnet(dir string, f *specFile, opts Options) (*schema.Project, schema.SourceMap, diag.Diagnostics) {
+// evaluateJsonnet evaluates, checks and decodes weir.jsonnet. It also
+// returns the imports the evaluation made (see jsonnet_cache.go).
+func evaluateJsonnet(dir string, f *specFile, opts Options) (*schema.Project, schema.SourceMap, []jsonnetImport, diag.Diagnostics) {
 	fs, diags := readJsonnet(dir, f, opts)
 	if fs == nil {
-		return nil, nil, diags
+		return nil, nil, nil, diags
 	}
-	return checkFront(dir, fs)
+	p, sm, diags := checkFront(dir, fs)
+	return p, sm, fs.imports, diags
 }
 
-// checkFront checks a front end's spec like a CUE one.
+// checkFront checks a front end's spec like a CUE one: in parts, in
+// parallel, when it is large (convert_split.go), else or when a part
+// reports anything, whole.
 func checkFront(dir string, fs *frontSpec) (*schema.Project, schema.SourceMap, diag.Diagnostics) {
+	if p, ok := checkFrontSplit(dir, fs); ok {
+		return p, fs.sm, nil
+	}
 	ctx, def, diags := compiledSchema()
 	if diags != nil {
 		return nil, nil, diags
@@ -69,7 +76,8 @@ func readJsonnet(dir string, f *specFile, opts Options) (*frontSpec, diag.Diagno
 		return nil, (&frontSpec{main: f.name}).placed(jc.errs(err, "syntax"))
 	}
 	vm := jsonnet.MakeVM()
-	vm.Importer(&jsonnet.FileImporter{JPaths: []string{dir}})
+	imp := newRecordingImporter(dir)
+	vm.Importer(imp)
 	for k, v := range opts.ExtStr {
 		vm.ExtVar(k, v)
 	}
@@ -98,7 +106,7 @@ func readJsonnet(dir string, f *specFile, opts Options) (*frontSpec, diag.Diagno
 	}
 	w := &jsonnetWalker{vm: vm, conv: jc, sm: schema.SourceMap{}}
 	w.node("", node, nil, 0)
-	return &frontSpec{data: obj, sm: w.sm, srcs: jc.srcs, main: f.name}, nil
+	return &frontSpec{data: obj, sm: w.sm, srcs: jc.srcs, main: f.name, imports: imp.imports()}, nil
 }
 
 func jsonKind(v any) string {

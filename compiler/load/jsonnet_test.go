@@ -36,7 +36,7 @@ func FuzzLoadJsonnet(f *testing.F) {
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, src string) {
 		sf := &specFile{name: "weir.jsonnet", path: dir + "/weir.jsonnet", src: []byte(src)}
-		p, _, ds := evaluateJsonnet(dir, sf, Options{})
+		p, _, _, ds := evaluateJsonnet(dir, sf, Options{})
 		if p == nil && !ds.HasErrors() {
 			t.Fatalf("no project and no error for %q", src)
 		}

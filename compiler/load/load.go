@@ -46,9 +46,11 @@ const SchemaImportPath = "weir.dev/schema"
 // Options tune Load.
 type Options struct {
 	// CacheDir, when set, holds evaluation results keyed by the content of
-	// the spec files, so an unchanged spec is not evaluated again, and by
-	// the content of each part of a split spec, so an edit re-evaluates
-	// only the parts it touches.
+	// the spec files (and of what an HCL or Jsonnet spec reads besides:
+	// variables, external variables, top-level arguments, imported files),
+	// so an unchanged spec is not evaluated again, and by the content of
+	// each part of a split CUE spec, so an edit re-evaluates only the parts
+	// it touches.
 	CacheDir string
 	Inputs
 }
@@ -105,12 +107,10 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		return nil, diag.Diagnostics{diag.Errorf("load", "", nil, "reading the spec: %v", errText(err))}
 	}
 
-	// The HCL and Jsonnet front ends read variables and imports the cache
-	// key does not cover: they are evaluated every time.
+	lang := specLang(files[0])
 	var key string
-	if opts.CacheDir != "" && specLang(files[0]) == "cue" {
-		key, err = cacheKey(abs, srcs)
-		if err == nil {
+	if opts.CacheDir != "" {
+		if key = specKey(abs, opts, lang, srcs); key != "" {
 			if c, ok := readCache(opts.CacheDir, key); ok {
 				res.Project, res.Sources, res.SpecHash, res.Cached = c.Project, c.Sources, c.SpecHash, true
 				return res, nil
@@ -122,11 +122,15 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 		p  *schema.Project
 		sm schema.SourceMap
 	)
-	switch specLang(files[0]) {
+	switch lang {
 	case "hcl":
 		p, sm, diags = evaluateHCL(abs, srcs, opts)
 	case "jsonnet":
-		p, sm, diags = evaluateJsonnet(abs, srcs[0], opts)
+		var imports []jsonnetImport
+		p, sm, imports, diags = evaluateJsonnet(abs, srcs[0], opts)
+		if opts.CacheDir != "" && p != nil && len(diags) == 0 {
+			key = saveJsonnetImports(opts.CacheDir, srcs[0], opts.Inputs, imports)
+		}
 	default:
 		var ok bool
 		p, sm, ok = evaluateSplit(ctx, abs, srcs, opts.CacheDir)
@@ -139,10 +143,28 @@ func Load(ctx context.Context, dir string, opts Options) (*Result, diag.Diagnost
 	}
 	res.Project, res.Sources = p, sm
 	res.SpecHash = HashProject(p)
-	if key != "" {
+	if key != "" && (lang == "cue" || len(diags) == 0) { // a cache hit reports nothing
 		writeCache(opts.CacheDir, key, res) // a cache write failure only costs time later
 	}
 	return res, diags
+}
+
+// specKey is the cache key of the spec's evaluation, "" when it has none:
+// the files (and cue.mod) of a CUE spec, the files and variables of an HCL
+// spec, and for a Jsonnet spec its inputs and imports, known only from
+// the last evaluation (jsonnet_cache.go).
+func specKey(dir string, opts Options, lang string, srcs []*specFile) string {
+	switch lang {
+	case "hcl":
+		return hclKey(srcs, opts.Inputs)
+	case "jsonnet":
+		return cachedJsonnetKey(dir, opts.CacheDir, srcs[0], opts.Inputs)
+	}
+	key, err := cacheKey(dir, srcs)
+	if err != nil {
+		return ""
+	}
+	return key
 }
 
 // readSpecFiles reads the spec files (names relative to dir).
