@@ -31,6 +31,14 @@
 // launcher rewrites the variables that name the host's work folder (HOME,
 // TMPDIR) to /weir and sets the contract's WEIR_* variables itself.
 //
+// In the container the launcher writes under /weir only (in/, out/, tmp/,
+// params.json, metrics.jsonl and its scratch store .launcher/, removed
+// before it exits); AddToImage makes /weir writable by any user. A pod
+// with a read-only root file system needs /weir on a volume, and then
+// the launcher and any code folder elsewhere than under /weir. Root
+// repeats plugins/docker's Root rather than importing that package: the
+// launcher's binary must not carry the Engine API client.
+//
 // The package imports runtime/backend and runtime/artifact, gocloud.dev
 // and go-containerregistry; never the compiler, the executor, CUE or OPA.
 // Stage, Collect and ReadResult never print; Run is the launcher's main
