@@ -34,8 +34,9 @@
 // In the container the launcher writes under /weir only (in/, out/, tmp/,
 // params.json, metrics.jsonl and its scratch store .launcher/, removed
 // before it exits); AddToImage makes /weir writable by any user. A pod
-// with a read-only root file system needs /weir on a volume, and then
-// the launcher and any code folder elsewhere than under /weir. Root
+// with a read-only root file system is not supported yet (it would need
+// volumes at in/, out/ and tmp/, and params.json and metrics.jsonl moved
+// into one of them). Root
 // repeats plugins/docker's Root rather than importing that package: the
 // launcher's binary must not carry the Engine API client.
 //

@@ -177,9 +177,13 @@ func bucket(t testing.TB) (url, dir string) {
 // launch runs the launcher in-process, the contract's root at root.
 func launch(t testing.TB, url, prefix, root string, env []string, argv ...string) (code int, stdout, stderr string) {
 	t.Helper()
+	return launchCtx(context.Background(), t, url, prefix, root, env, argv...)
+}
+
+func launchCtx(ctx context.Context, t testing.TB, url, prefix, root string, env []string, argv ...string) (code int, stdout, stderr string) {
 	var o, e bytes.Buffer
 	args := append([]string{"-bucket", url, "-prefix", prefix, "-root", root, "--"}, argv...)
-	code = launcher.RunWith(context.Background(), args, env, &o, &e)
+	code = launcher.RunWith(ctx, args, env, &o, &e)
 	return code, o.String(), e.String()
 }
 

@@ -360,3 +360,34 @@ func TestRunUsage(t *testing.T) {
 	assert.Equal(t, launcher.ExitLauncher, code)
 	assert.Contains(t, e.String(), "no manifest at p/manifest.json")
 }
+
+// TestRunStopped: cancelling the launcher (as SIGTERM does when the pod
+// is deleted) passes SIGTERM on to the command; its outputs are not
+// uploaded, its end is still reported.
+func TestRunStopped(t *testing.T) {
+	url, _ := bucket(t)
+	w := newWork(t, "true").output("model")
+	_, err := launcher.Stage(context.Background(), url, "p", w.task)
+	require.NoError(t, err)
+	root := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		code, _, _ := launchCtx(ctx, t, url, "p", root, w.env(), "sh", "-c",
+			`trap 'echo late > "$WEIR_OUTPUT_MODEL"; exit 7' TERM; touch "$WEIR_METRICS"; while :; do sleep 0.05; done`)
+		done <- code
+	}()
+	require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(root, "metrics.jsonl")); return err == nil },
+		10*time.Second, 10*time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		assert.Equal(t, 7, code)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command did not end on SIGTERM")
+	}
+	res := readResult(t, url, "p")
+	assert.Equal(t, 7, res.ExitCode)
+	assert.Contains(t, res.Error, "stopped by a signal")
+	assert.Empty(t, res.Outputs)
+}
