@@ -335,33 +335,67 @@ func (c *Cluster) save() error {
 	return os.Rename(tmp, filepath.Join(c.Dir, stateFile))
 }
 
-// Down stops every daemon of the cluster by PID, kwok first and etcd last:
-// SIGTERM, up to 10s for it to exit, then SIGKILL, and waits until each
-// has exited. It removes the PID files and keeps the folder (logs, etcd
-// data) for inspection. Down on a stopped cluster does nothing.
+// Down stops every daemon of the cluster by PID: kwok, the scheduler and
+// the controller manager together, then the API server, then etcd; each
+// gets SIGTERM, then SIGKILL after its grace period (2s for the API server,
+// whose graceful shutdown would hold open connections for 60s; 10s for the
+// others), and Down waits until each has exited. It removes the PID files
+// and keeps the folder (logs, etcd data) for inspection. Down on a stopped
+// cluster does nothing.
 func (c *Cluster) Down() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.stopAll()
 }
 
+// apiserverGrace is how long the API server gets between SIGTERM and
+// SIGKILL. It stops listening at once but waits up to 60s for open
+// connections (watches) to end; a test cluster has no reason to wait.
+const apiserverGrace = 2 * time.Second
+
 func (c *Cluster) stopAll() error {
-	var errs []error
-	for i := len(c.st.Daemons) - 1; i >= 0; i-- {
-		d := c.st.Daemons[i]
-		if err := stop(d, c.children[d.PID], 10*time.Second); err != nil {
-			errs = append(errs, err)
-			continue
+	var (
+		mu   sync.Mutex
+		errs []error
+	)
+	// The private clusters tests started from this one (Private) go
+	// first, so that a test binary killed by its timeout leaks nothing
+	// past make test-k8s.
+	errs = append(errs, downPrivate(c.Dir))
+	stopOne := func(d daemon) {
+		grace := 10 * time.Second
+		if d.Name == apiserverName {
+			grace = apiserverGrace
 		}
-		os.Remove(filepath.Join(c.Dir, d.Name+".pid"))
+		err := stop(d, c.children[d.PID], grace)
+		if err == nil {
+			os.Remove(filepath.Join(c.Dir, d.Name+".pid"))
+		}
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	// The clients of the API server first, together; then the API
+	// server; then etcd.
+	var wg sync.WaitGroup
+	for _, d := range c.st.Daemons {
+		if d.Name != apiserverName && d.Name != etcdName {
+			wg.Go(func() { stopOne(d) })
+		}
+	}
+	wg.Wait()
+	for _, name := range []string{apiserverName, etcdName} {
+		if i := c.daemonIndex(name); i >= 0 {
+			stopOne(c.st.Daemons[i])
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// RestartAPIServer stops kube-apiserver (SIGTERM, then SIGKILL after 10s),
-// starts it again with the same flags and port and waits until /readyz
-// answers ok. The data survives (it lives in etcd); open watches break and
-// clients reconnect. Every client of the cluster sees the outage: restart
+// RestartAPIServer stops kube-apiserver (SIGTERM, then SIGKILL after 2s,
+// as Down does), starts it again with the same flags and port and waits
+// until /readyz answers ok (~5s). The data survives (it lives in etcd);
+// open watches and requests break, and clients reconnect. Every client of the cluster sees the outage: restart
 // a private cluster (Private), not the one Get shares between packages.
 func (c *Cluster) RestartAPIServer(ctx context.Context) error {
 	c.mu.Lock()
@@ -371,7 +405,7 @@ func (c *Cluster) RestartAPIServer(ctx context.Context) error {
 		return fmt.Errorf("k8stest: no %s in %s", apiserverName, c.Dir)
 	}
 	d := c.st.Daemons[i]
-	if err := stop(d, c.children[d.PID], 10*time.Second); err != nil {
+	if err := stop(d, c.children[d.PID], apiserverGrace); err != nil {
 		return err
 	}
 	delete(c.children, d.PID)

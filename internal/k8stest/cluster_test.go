@@ -243,23 +243,14 @@ func TestPodLogs(t *testing.T) {
 }
 
 // TestPrivateLifecycle starts a cluster of its own: Up on a fresh folder,
-// RestartAPIServer keeps data and counts restart, Down leaves no process.
+// RestartAPIServer keeps data and breaks watches, Down leaves no process.
 func TestPrivateLifecycle(t *testing.T) {
 	shared := k8stest.Get(t)
-	dir := t.TempDir()
 	ctx := t.Context()
 	start := time.Now()
-	c, err := k8stest.Up(ctx, shared.BinDir, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := k8stest.Private(t)
 	t.Logf("Up: usable API (nodes Ready, default ServiceAccount) after %.1fs", time.Since(start).Seconds())
-	downed := false
-	defer func() {
-		if !downed {
-			c.Down()
-		}
-	}()
+	dir := c.Dir
 	if rss, err := c.RSS(); err == nil {
 		var total int64
 		for n, v := range rss {
@@ -306,6 +297,11 @@ func TestPrivateLifecycle(t *testing.T) {
 	if err != nil || got.Data["k"] != "v" {
 		t.Errorf("after the restart: %v, %v", got, err)
 	}
+	// The controllers and kwok reconnected: a Job still completes.
+	if _, err := cs.BatchV1().Jobs("default").Create(ctx, gpuJob("after-restart", 1), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitJobComplete(ctx, t, cs, "default", "after-restart")
 	counts, err := c.RequestCounts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -318,13 +314,14 @@ func TestPrivateLifecycle(t *testing.T) {
 	if len(pids) != 5 {
 		t.Errorf("pids: %v", pids)
 	}
+	start = time.Now()
 	if err := a.Down(); err != nil { // Down through Attach, as hack/k8s/cluster does
 		t.Fatal(err)
 	}
-	if err := c.Down(); err != nil {
+	t.Logf("Down: %.1fs", time.Since(start).Seconds())
+	if err := c.Down(); err != nil { // a second Down does nothing
 		t.Fatal(err)
 	}
-	downed = true
 	for name, pid := range pids {
 		if err := syscall.Kill(pid, 0); err == nil {
 			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(b), ") Z") {

@@ -2,8 +2,10 @@ package k8stest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -80,12 +82,23 @@ func Private(t testing.TB) *Cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// Registered before it starts: Down of the shared cluster stops it
+	// even when this test binary dies first.
+	entry := filepath.Join(shared.Dir, privateDir, filepath.Base(dir))
+	if err := os.MkdirAll(filepath.Dir(entry), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(entry, []byte(dir), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Up(ctx, shared.BinDir, dir)
 	if err != nil {
 		os.RemoveAll(dir)
+		os.Remove(entry)
 		t.Fatalf("start a private cluster: %v", err)
 	}
 	t.Cleanup(func() {
+		defer os.Remove(entry)
 		if err := c.Down(); err != nil {
 			t.Errorf("stop the private cluster in %s: %v", dir, err)
 			return
@@ -97,6 +110,34 @@ func Private(t testing.TB) *Cluster {
 		os.RemoveAll(dir)
 	})
 	return c
+}
+
+// privateDir is the folder of a shared cluster's folder where Private
+// lists the clusters it started, one file each holding the folder's path.
+const privateDir = "private"
+
+// downPrivate stops the clusters listed in dir/private.
+func downPrivate(dir string) error {
+	entries, err := os.ReadDir(filepath.Join(dir, privateDir))
+	if err != nil {
+		return nil // none
+	}
+	var errs []error
+	for _, e := range entries {
+		entry := filepath.Join(dir, privateDir, e.Name())
+		b, err := os.ReadFile(entry)
+		if err != nil {
+			continue
+		}
+		if p, err := Attach(string(b)); err == nil {
+			if err := p.Down(); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		os.Remove(entry)
+	}
+	return errors.Join(errs...)
 }
 
 // Namespace creates a namespace named after the test with a random suffix

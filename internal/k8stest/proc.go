@@ -77,10 +77,11 @@ func daemonEnv() []string {
 	return append(env, "NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost")
 }
 
-// alive reports whether d's PID still names d's binary and has not exited
+// alive reports whether d's PID still runs d's binary and has not exited
 // (a zombie whose parent has not reaped it counts as exited). Checking the
 // command line keeps a stale state file from ever signalling an unrelated
-// process that reused the PID.
+// process that reused the PID. (The binary is argv[0], or argv[1] when it
+// is a script run through its #! line.)
 func alive(d daemon) bool {
 	if d.PID <= 0 {
 		return false
@@ -89,8 +90,8 @@ func alive(d daemon) bool {
 	if err != nil {
 		return false
 	}
-	argv0, _, _ := bytes.Cut(cmdline, []byte{0})
-	if string(argv0) != d.Path {
+	args := bytes.SplitN(cmdline, []byte{0}, 3)
+	if string(args[0]) != d.Path && (len(args) < 2 || string(args[1]) != d.Path) {
 		return false
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID))
@@ -107,19 +108,32 @@ func alive(d daemon) bool {
 	return true
 }
 
+// signal sends sig to d's process group (d leads it: spawn starts it with
+// setsid), so whatever d started goes too; to d alone if that fails.
+func signal(d daemon, sig syscall.Signal) error {
+	if err := syscall.Kill(-d.PID, sig); err == nil {
+		return nil
+	}
+	err := syscall.Kill(d.PID, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
 // stop sends SIGTERM to d, waits up to grace for it to exit, then sends
 // SIGKILL and waits again. ch is the reaper when this process started d.
 func stop(d daemon, ch *child, grace time.Duration) error {
 	if !alive(d) {
 		return nil
 	}
-	if err := syscall.Kill(d.PID, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := signal(d, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("k8stest: stop %s (pid %d): %w", d.Name, d.PID, err)
 	}
 	if waitExit(d, ch, grace) {
 		return nil
 	}
-	if err := syscall.Kill(d.PID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+	if err := signal(d, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("k8stest: kill %s (pid %d): %w", d.Name, d.PID, err)
 	}
 	if waitExit(d, ch, 10*time.Second) {
