@@ -1,6 +1,7 @@
 package k8stest_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -232,6 +233,28 @@ func TestPodLogs(t *testing.T) {
 	if want := "epoch 1 loss 0.5\nepoch 2 loss 0.25\n"; string(b) != want {
 		t.Errorf("logs = %q, want %q", b, want)
 	}
+	// Following: the text, then what is appended; the client ends it.
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	fr, err := cs.CoreV1().Pods(ns).GetLogs(pods.Items[0].Name, &corev1.PodLogOptions{Container: "main", Follow: true}).Stream(fctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewReader(fr)
+	for _, want := range []string{"epoch 1 loss 0.5\n", "epoch 2 loss 0.25\n", "epoch 3 loss 0.125\n"} {
+		if want == "epoch 3 loss 0.125\n" {
+			if err := c.AppendPodLogs(ns, "", want); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := lines.ReadString('\n')
+		if err != nil || got != want {
+			t.Fatalf("following: got %q, %v; want %q", got, err, want)
+		}
+	}
+	fr.Close()
+	cancel()
+
 	// One pod by name, replacing the namespace's text.
 	if err := c.SetPodLogs(ctx, ns, pods.Items[0].Name, "only this pod\n"); err != nil {
 		t.Fatal(err)

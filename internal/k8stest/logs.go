@@ -66,14 +66,14 @@ func (c *Cluster) installLogCRDs(ctx context.Context) error {
 // names: give the test a namespace of its own). text is plain lines; they
 // are stored in the CRI log format kwok reads, stamped with the current
 // time, in Dir/podlogs. Calling it again replaces the text. It returns once
-// kwok serves the text. Logs are not followed: a follow request gets the
-// text, then waits until the client closes it.
+// kwok serves the text.
+//
+// A follow request (follow=true) gets the text, then every line
+// AppendPodLogs adds, and never ends by itself: kwok cannot tell that the
+// container stopped, so the client must close the stream (a real kubelet
+// ends it when the container exits).
 func (c *Cluster) SetPodLogs(ctx context.Context, namespace, pod, text string) error {
-	name := pod
-	if name == "" {
-		name = "all"
-	}
-	file := filepath.Join(c.Dir, "podlogs", namespace, name+".log")
+	file := c.podLogFile(namespace, pod)
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return err
 	}
@@ -105,6 +105,10 @@ func (c *Cluster) SetPodLogs(ctx context.Context, namespace, pod, text string) e
 	}
 	// Wait until kwok's informer has the resource: ask kwok's kubelet
 	// endpoint directly for a container of the pod (any name matches).
+	name := pod
+	if name == "" {
+		name = "*"
+	}
 	probe := pod
 	if probe == "" {
 		probe = "k8stest-probe"
@@ -116,6 +120,28 @@ func (c *Cluster) SetPodLogs(ctx context.Context, namespace, pod, text string) e
 	return c.waitFor(ctx, kwokName, "kwok serving the logs of "+namespace+"/"+name, func() bool {
 		return httpOK(ctx, insecureClient, u, want)
 	})
+}
+
+// AppendPodLogs adds text to what SetPodLogs set for the same namespace and
+// pod ("" for the namespace's), as a running container would: followers
+// receive it.
+func (c *Cluster) AppendPodLogs(namespace, pod, text string) error {
+	f, err := os.OpenFile(c.podLogFile(namespace, pod), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("k8stest: AppendPodLogs without SetPodLogs: %w", err)
+	}
+	_, err = f.Write(CRILog(time.Now(), text))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (c *Cluster) podLogFile(namespace, pod string) string {
+	if pod == "" {
+		pod = "_namespace" // not a valid pod name: no clash
+	}
+	return filepath.Join(c.Dir, "podlogs", namespace, pod+".log")
 }
 
 // apply creates or replaces obj at path by server-side apply.
