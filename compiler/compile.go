@@ -64,6 +64,12 @@ func (EmptyState) AliasDigest(string, string) (string, bool)     { return "", fa
 // Lowerer turns a step into a backend's native task, shown in the plan.
 type Lowerer func(backend string, cfg *schema.Backend, s *schema.Step) (json.RawMessage, error)
 
+// Checker looks at where a backend's steps will run before apply (a
+// cluster's namespace, its nodes, what RBAC allows) and returns what would
+// fail or wait forever. Diagnostics naming a step's address get its source
+// range. It is called once per backend, with that backend's user steps.
+type Checker func(ctx context.Context, backend string, cfg *schema.Backend, steps []*schema.Step) diag.Diagnostics
+
 // PolicyFunc evaluates policies over the project and the plan.
 type PolicyFunc func(ctx context.Context, ld *load.Result, p *schema.Plan) ([]schema.Finding, diag.Diagnostics)
 
@@ -85,6 +91,9 @@ type Options struct {
 	WeirVersion string
 	// Lower, when set, lowers each step for its backend.
 	Lower Lowerer
+	// Check, when set, checks each backend's steps after lowering (the
+	// lower pass's last act).
+	Check Checker
 	// Policy, when set, evaluates policies.
 	Policy PolicyFunc
 	// LockHash is the digest of weir.lock, recorded in the plan.
@@ -278,6 +287,30 @@ func passLower(ctx context.Context, c *compilation) diag.Diagnostics {
 			continue
 		}
 		s.Task = t
+	}
+	if c.opts.Check == nil || ds.HasErrors() {
+		return ds
+	}
+	byBackend := map[string][]*schema.Step{}
+	byAddr := map[string]*schema.Step{}
+	for _, s := range c.res.Plan.Steps {
+		if s.Run != nil {
+			byBackend[s.Backend] = append(byBackend[s.Backend], s)
+			byAddr[s.Address] = s
+		}
+	}
+	names := make([]string, 0, len(byBackend))
+	for n := range byBackend {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		for _, d := range c.opts.Check(ctx, n, c.res.Plan.Backends[n], byBackend[n]) {
+			if s := byAddr[d.Address]; s != nil && d.Range == nil {
+				d.Range = s.Source
+			}
+			ds = append(ds, d)
+		}
 	}
 	return ds
 }

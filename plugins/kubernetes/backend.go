@@ -160,6 +160,9 @@ type ClusterError struct {
 	Backend string
 	Where   string // the server, or the kubeconfig
 	Err     error
+	// NoConfig says no kubeconfig was found at all (nor an in-cluster
+	// configuration).
+	NoConfig bool
 }
 
 func (e *ClusterError) Error() string {
@@ -181,13 +184,13 @@ func RESTConfig(cfg *Config) (*rest.Config, error) {
 	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: cfg.Context})
 	rc, err := cc.ClientConfig()
 	if err != nil {
-		msg := err.Error()
-		if cfg.Context != "" && strings.Contains(msg, "context") {
+		msg, empty := err.Error(), clientcmd.IsEmptyConfig(err)
+		if empty {
+			msg = "no kubeconfig found; set kubeconfig in the backend, or KUBECONFIG"
+		} else if cfg.Context != "" && strings.Contains(msg, "context") {
 			msg = fmt.Sprintf("context %q is not in %s: %v", cfg.Context, where, err)
-		} else if clientcmd.IsEmptyConfig(err) {
-			msg = "no kubeconfig found in " + where + "; set kubeconfig in the backend, or KUBECONFIG"
 		}
-		return nil, &ClusterError{Backend: cfg.Name, Where: where, Err: errors.New(msg)}
+		return nil, &ClusterError{Backend: cfg.Name, Where: where, Err: errors.New(msg), NoConfig: empty}
 	}
 	rc.QPS, rc.Burst = cfg.QPS, cfg.Burst
 	rc.UserAgent = "weir/" + Version

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -64,6 +65,10 @@ func (b *Backend) Check(ctx context.Context, steps []*weirschema.Step) []error {
 		return nil
 	}
 	if _, err := RESTConfig(cfg); err != nil {
+		var ce *ClusterError
+		if errors.As(err, &ce) && ce.NoConfig {
+			return []error{&CheckError{Warning: true, Err: fmt.Errorf("%v; the plan-time checks of the cluster were skipped", err)}}
+		}
 		return []error{&CheckError{Err: err}}
 	}
 	cs, err := b.clients(ctx)

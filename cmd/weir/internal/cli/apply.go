@@ -120,6 +120,7 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 		opts.State = ps
 		opts.Targets, opts.Replace = f.targets, f.replace
 		opts.Resolve = imageResolver(dir, offlineMode(f.offline), stderr)
+		opts.Check = checkIn(dir)
 		res, ds := compiler.Compile(ctx, opts)
 		if ds.HasErrors() {
 			return fail(stderr, ds)
@@ -183,6 +184,7 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 		return err
 	}
 	defer bs.Close()
+	bs.prepare(p.Steps)
 	opts := exec.Options{
 		ProjectDir:  abs,
 		WorkRoot:    filepath.Join(abs, ".weir", "runs"),

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync"
 
+	"weir.dev/weir/internal/diag"
 	"weir.dev/weir/plugins/docker"
 	"weir.dev/weir/plugins/host"
+	"weir.dev/weir/plugins/kubernetes"
 	"weir.dev/weir/plugins/local"
 	"weir.dev/weir/runtime/backend"
 	"weir.dev/weir/schema"
@@ -26,6 +28,9 @@ import (
 var builtins = map[string]func() backend.Interface{
 	"local":  func() backend.Interface { return local.New(0) },
 	"docker": func() backend.Interface { return docker.Unconnected(docker.Options{}) },
+	// The kubernetes backend reaches its cluster at its first task or
+	// plan-time check, never to lower a step.
+	"kubernetes": func() backend.Interface { return kubernetes.Unconnected() },
 }
 
 // builtinKinds lists the built-in kinds, sorted.
@@ -158,6 +163,9 @@ func (r *resolver) open(name string, cfg *schema.Backend) (backend.Interface, er
 			return r.start(opts)
 		}
 		b := mk()
+		if n, ok := b.(interface{ SetName(name, project string) }); ok {
+			n.SetName(name, filepath.Base(r.dir))
+		}
 		if c, ok := b.(backend.Configurer); ok {
 			if err := c.Configure(r.ctx, cfg); err != nil {
 				return nil, fmt.Errorf("backend %s: %v", name, err)
@@ -310,5 +318,60 @@ func lowerIn(dir string) func(name string, cfg *schema.Backend, s *schema.Step) 
 			return nil, fmt.Errorf("backend %s cannot run this step: %v", name, err)
 		}
 		return t, nil
+	}
+}
+
+// stepChecker is implemented by backends that can check a plan's steps
+// against where they will run, before apply (the kubernetes backend: its
+// namespace, queue, nodes and RBAC). An error may say which step it is
+// about (Address) and that it is only a warning (IsWarning).
+type stepChecker interface {
+	Check(ctx context.Context, steps []*schema.Step) []error
+}
+
+// checkIn returns the plan's checks for a project: each backend that can
+// check its steps does. A backend served as a plugin cannot (the protocol
+// has no such call).
+func checkIn(dir string) func(ctx context.Context, name string, cfg *schema.Backend, steps []*schema.Step) diag.Diagnostics {
+	return func(ctx context.Context, name string, cfg *schema.Backend, steps []*schema.Step) diag.Diagnostics {
+		b, err := resolverFor(dir).backend(name, cfg)
+		if err != nil {
+			return nil // the lower pass said so
+		}
+		c, ok := b.(stepChecker)
+		if !ok {
+			return nil
+		}
+		var ds diag.Diagnostics
+		for _, err := range c.Check(ctx, steps) {
+			d := diag.Diagnostic{Severity: diag.Error, Code: "backend-check", Summary: err.Error()}
+			var a interface{ Address() string }
+			if errors.As(err, &a) {
+				d.Address = a.Address()
+			}
+			var w interface{ IsWarning() bool }
+			if errors.As(err, &w) && w.IsWarning() {
+				d.Severity = diag.Warning
+			}
+			ds = append(ds, d)
+		}
+		return ds
+	}
+}
+
+// prepare tells each backend that wants to know the plan's steps it will
+// run (what a task does not carry: a distributed step's workers, its
+// timeout): a plan file's apply lowers nothing.
+func (bs *backends) prepare(steps []*schema.Step) {
+	by := map[string][]*schema.Step{}
+	for _, s := range steps {
+		if s.Run != nil {
+			by[s.Backend] = append(by[s.Backend], s)
+		}
+	}
+	for name, ss := range by {
+		if p, ok := bs.byName[name].(interface{ Prepare([]*schema.Step) }); ok {
+			p.Prepare(ss)
+		}
 	}
 }

@@ -83,6 +83,7 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 	opts.State = ps
 	opts.Targets, opts.Replace = f.targets, f.replace
 	opts.Resolve = imageResolver(dir, offlineMode(f.offline), cmd.ErrOrStderr())
+	opts.Check = checkIn(dir)
 	if f.trace {
 		opts.Trace = traceTo(cmd)
 	}
