@@ -25,7 +25,8 @@ test-k8s:
 
 # Each benchmark script runs even when one before it fails, and make bench
 # fails when any did. run-docker.sh needs a Docker Engine and is skipped
-# without one.
+# without one; run-k8s.sh, when present, runs on a fresh test cluster
+# (hack/k8s/with-cluster.sh) and is skipped when the cluster cannot be built.
 bench: build
 	@status=0; \
 	echo "== testdata/bench/run.sh: weir plan against cue export"; \

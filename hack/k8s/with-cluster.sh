@@ -16,7 +16,9 @@ GO=${GO:-go}
 [ $# -gt 0 ] || { echo "usage: hack/k8s/with-cluster.sh COMMAND [ARG...]" >&2; exit 2; }
 
 bin=${K8S_BIN:-$(hack/k8s/build.sh)}
-dir=$(mktemp -d "${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}/weir-k8s.XXXXXX")
+base=${XDG_RUNTIME_DIR:-${TMPDIR:-/tmp}}
+dir=$(mktemp -d "$base/weir-k8s.XXXXXX")
+echo $$ >"$dir/owner.pid"
 tool=$dir/cluster
 finish() {
 	status=$?
@@ -26,7 +28,11 @@ finish() {
 		echo "hack/k8s/with-cluster.sh: kept the cluster's folder (logs): $dir" >&2
 	fi
 	if [ -x "$tool" ]; then
-		"$tool" down -dir "$dir" $wipe || status=1
+		if "$tool" down -dir "$dir" $wipe; then
+			rm -f "$dir/owner.pid"
+		else
+			status=1
+		fi
 	fi
 	exit $status
 }
@@ -34,5 +40,16 @@ trap finish EXIT
 trap 'exit 130' INT TERM
 
 $GO build -o "$tool" ./hack/k8s/cluster
+# A run killed before its trap ran (SIGKILL, a lost machine session) left its
+# cluster running: stop the clusters of runs whose owner is gone (their
+# folders stay, for their logs).
+for old in "$base"/weir-k8s.*; do
+	[ "$old" != "$dir" ] && [ -f "$old/owner.pid" ] || continue
+	owner=$(cat "$old/owner.pid")
+	if ! tr '\0' ' ' 2>/dev/null <"/proc/$owner/cmdline" | grep -q with-cluster.sh; then
+		echo "hack/k8s/with-cluster.sh: stopping the cluster a killed run left in $old" >&2
+		"$tool" down -dir "$old" && rm -f "$old/owner.pid"
+	fi
+done
 "$tool" up -bin "$bin" -dir "$dir" >/dev/null
 WEIR_K8S_DIR=$dir KUBECONFIG=$dir/admin.kubeconfig "$@"
