@@ -3,6 +3,7 @@ package load
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,12 +68,13 @@ type hclReader struct {
 	sm    schema.SourceMap
 	diags diag.Diagnostics
 	ctx   *hcl.EvalContext
+	nums  numberTexts
 	// elems are the declared elements by section.
 	elems map[string]map[string]hcl.Range
 }
 
 func readHCL(files []*specFile, opts Options) (*frontSpec, diag.Diagnostics) {
-	r := &hclReader{sm: schema.SourceMap{}, elems: map[string]map[string]hcl.Range{}}
+	r := &hclReader{sm: schema.SourceMap{}, elems: map[string]map[string]hcl.Range{}, nums: numberTexts{}}
 	srcs := map[string][]byte{}
 	var bodies []*hclsyntax.Body
 	for _, f := range files {
@@ -286,7 +288,7 @@ func (r *hclReader) expr(path string, e hclsyntax.Expression) any {
 	if r.add(hd, "invalid") {
 		return nil
 	}
-	x, err := ctyData(v)
+	x, err := r.nums.data(v)
 	if err != nil {
 		r.errorf("invalid", e.Range(), "%s: %v", path, err)
 		return nil
@@ -499,8 +501,31 @@ func (r *hclReader) locals(blocks []*hclsyntax.Block) {
 	r.ctx.Variables["local"] = cty.ObjectVal(vals)
 }
 
-// ctyData converts an HCL value to JSON-like data.
-func ctyData(v cty.Value) (any, error) {
+// numberTexts remembers the text of the non-integer numbers converted:
+// formatting a big.Float is costly, and a spec repeats its numbers.
+type numberTexts map[float64]numberText
+
+type numberText struct {
+	f    *big.Float
+	text string
+}
+
+// text is bf.Text('g', -1), reused for a number of the same value and
+// precision.
+func (m numberTexts) text(bf *big.Float) string {
+	f, _ := bf.Float64()
+	if t, ok := m[f]; ok && t.f.Prec() == bf.Prec() && t.f.Cmp(bf) == 0 {
+		return t.text
+	}
+	text := bf.Text('g', -1)
+	if m != nil {
+		m[f] = numberText{bf, text}
+	}
+	return text
+}
+
+// data converts an HCL value to JSON-like data.
+func (m numberTexts) data(v cty.Value) (any, error) {
 	if !v.IsWhollyKnown() {
 		return nil, fmt.Errorf("the value is not known")
 	}
@@ -515,17 +540,20 @@ func ctyData(v cty.Value) (any, error) {
 	case t == cty.Number:
 		bf := v.AsBigFloat()
 		if bf.IsInt() {
+			if n, acc := bf.Int64(); acc == big.Exact {
+				return json.Number(strconv.FormatInt(n, 10)), nil
+			}
 			i, _ := bf.Int(nil)
 			return json.Number(i.String()), nil
 		}
-		return json.Number(bf.Text('g', -1)), nil
+		return json.Number(m.text(bf)), nil
 	case t == cty.Bool:
 		return v.True(), nil
 	case t.IsListType() || t.IsTupleType() || t.IsSetType():
 		out := []any{}
 		for it := v.ElementIterator(); it.Next(); {
 			_, ev := it.Element()
-			x, err := ctyData(ev)
+			x, err := m.data(ev)
 			if err != nil {
 				return nil, err
 			}
@@ -536,7 +564,7 @@ func ctyData(v cty.Value) (any, error) {
 		out := map[string]any{}
 		for it := v.ElementIterator(); it.Next(); {
 			k, ev := it.Element()
-			x, err := ctyData(ev)
+			x, err := m.data(ev)
 			if err != nil {
 				return nil, err
 			}
