@@ -23,8 +23,8 @@
 //
 // The step's folders are bind-mounted, so the engine must run on the
 // machine running weir; an engine elsewhere needs the launcher of DESIGN
-// section 5, which moves artifacts in and out of the container (not built
-// yet). Derived images accumulate in the engine under weir.local/; nothing
+// section 5 (plugins/kubernetes/launcher, which the kubernetes backend
+// uses; this backend does not use it yet). Derived images accumulate in the engine under weir.local/; nothing
 // prunes them yet.
 //
 // The package implements runtime/backend's interface. It never imports the
