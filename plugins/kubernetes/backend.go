@@ -38,6 +38,10 @@ type Backend struct {
 	host   string
 	// w follows Jobs and pods (see watch.go), started at the first task.
 	w *watcher
+	// spec is the backends entry Configure was given (its serving
+	// settings); srv the serving half, made at first use.
+	spec *weirschema.Backend
+	srv  *Serving
 	// runs are the runs' parent ConfigMaps, by run ID.
 	runs map[string]*runParent
 	// steps are what Lower saw of each step (workers, timeout, kind),
@@ -108,7 +112,7 @@ func (b *Backend) Configure(ctx context.Context, s *weirschema.Backend) error {
 	if b.cfg != nil && cfg.Project == "" {
 		cfg.Project = b.cfg.Project
 	}
-	b.cfg = cfg
+	b.cfg, b.spec, b.srv = cfg, s, nil
 	if b.w == nil {
 		b.client, b.dyn, b.rest = nil, nil, nil
 	}
@@ -296,7 +300,7 @@ func isConnErr(err error) bool {
 // listed).
 func (b *Backend) Describe(ctx context.Context) (*backend.Description, error) {
 	cfg := b.config()
-	d := &backend.Description{Name: "kubernetes", Version: Version, ProtocolVersion: backend.ProtocolVersion, MaxParallelism: 1000}
+	d := &backend.Description{Name: "kubernetes", Version: Version, ProtocolVersion: backend.ProtocolVersion, MaxParallelism: 1000, Services: true}
 	cs, err := b.clients(ctx)
 	if err != nil {
 		return nil, err

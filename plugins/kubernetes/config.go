@@ -68,12 +68,11 @@ type Config struct {
 	// default the project folder's name, set by the CLI).
 	Project string
 	// Bucket, when set (config.bucket, a gocloud.dev/blob URL), is where a
-	// step's inputs and outputs travel through: the launcher moves them
-	// between it and /weir in the container.
+	// step's inputs and outputs travel through: the launcher
+	// (plugins/kubernetes/launcher, in the step's image at launcher.Path,
+	// put there by launcher.AddToImage) moves them between it and /weir in
+	// the container.
 	Bucket string
-	// LauncherImage holds the launcher binary (config.launcherImage); it
-	// is copied into the step's pod by an init container.
-	LauncherImage string
 	// SecretName is the Secret a compiled manifest takes the spec's
 	// secret environment variables from (config.secretName, default
 	// "weir-secrets"); a submitted step gets a Secret of its own.
@@ -145,7 +144,6 @@ func ParseConfig(name string, b *schema.Backend) (*Config, error) {
 	str("gang", &c.Gang)
 	str("project", &c.Project)
 	str("bucket", &c.Bucket)
-	str("launcherImage", &c.LauncherImage)
 	str("secretName", &c.SecretName)
 	num("masterPort", &c.MasterPort, 1)
 	num("ttlSecondsAfterFinished", &c.TTL, 0)
@@ -168,9 +166,6 @@ func ParseConfig(name string, b *schema.Backend) (*Config, error) {
 	}
 	if c.Gang == GangKueue && c.Queue == "" {
 		errs = append(errs, "config.gang is \"kueue\", which needs a queue (the Kueue LocalQueue steps go to)")
-	}
-	if c.Bucket != "" && c.LauncherImage == "" {
-		errs = append(errs, "config.bucket is set, which needs config.launcherImage (the image holding weir's launcher)")
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("backend %s: %s", name, strings.Join(errs, "; "))

@@ -31,10 +31,17 @@
 // the plan shows and weir compile writes. A task carries no worker count,
 // timeout or kind: the backend learns them from Lower, Check or Prepare.
 //
-// A cluster cannot read this machine's folders: a step with inputs,
-// outputs or a code folder needs config.bucket, through which the launcher
-// (plugins/kubernetes/launcher, put in the pod by an init container from
-// config.launcherImage) moves them; launcherCommand is that seam.
+// A cluster cannot read this machine's folders: a step with inputs or
+// outputs needs config.bucket (a gocloud.dev/blob URL). Submit then stages
+// the inputs and params.json there (launcher.Stage), the container's
+// command is the launcher (plugins/kubernetes/launcher, which the step's
+// image must carry at launcher.Path: launcher.AddToImage), and Watch
+// collects the outputs and metrics once the Job ends (launcher.Collect).
+// Building and pushing that image is not wired yet: the image named by the
+// step must already hold the launcher.
+//
+// Deploy, SetTraffic and Undeploy delegate to Serving (serving_deploy.go),
+// made with the backend's clients and settings at first use.
 //
 // The package implements runtime/backend's interface. It never imports the
 // compiler, the executor, CUE or OPA; it never prints.

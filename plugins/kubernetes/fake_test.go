@@ -316,3 +316,32 @@ func TestFakeSubmitRefusesLocalFiles(t *testing.T) {
 	_, err := b.Submit(context.Background(), task)
 	assert.ErrorContains(t, err, "step tasks.io has outputs, which a cluster cannot read from this machine: set config.bucket")
 }
+
+func TestFakeBucketLauncher(t *testing.T) {
+	bucket := "file://" + t.TempDir()
+	b, cs := fakeBackend(t, &schema.Backend{Kind: "kubernetes", Config: map[string]any{"bucket": bucket}})
+	task := testTask(t, "tasks.io")
+	in := filepath.Join(task.WorkDir, "in", "data")
+	require.NoError(t, os.MkdirAll(filepath.Dir(in), 0o755))
+	require.NoError(t, os.WriteFile(in, []byte("a,b\n"), 0o644))
+	task.Inputs = map[string]string{"data": in}
+	task.Outputs = map[string]string{"model": filepath.Join(task.WorkDir, "out", "model")}
+	id, err := b.Submit(context.Background(), task)
+	require.NoError(t, err)
+	ns, name, _ := strings.Cut(id, "/")
+	prefix := taskPrefix(task.Step, task.RunID, task.Attempt)
+	_, err = os.Stat(filepath.Join(strings.TrimPrefix(bucket, "file://"), prefix, "manifest.json"))
+	require.NoError(t, err, "Stage wrote the attempt's manifest")
+	j, err := cs.BatchV1().Jobs(ns).Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	c := j.Spec.Template.Spec.Containers[0]
+	assert.Equal(t, []string{"/weir/bin/weir-launcher", "-bucket", bucket, "-prefix", prefix, "-root", "/weir", "--", "sh", "-c", "echo hi"}, c.Command)
+	assert.Empty(t, j.Spec.Template.Spec.Volumes, "no volume hides the launcher under /weir")
+	// The Job ends without the launcher having written its result (no
+	// container ran): collecting says so.
+	_, ch := watchAsync(b, id)
+	setJobCondition(t, cs, ns, name, batchv1.JobComplete, "", "")
+	r := wait(t, ch)
+	assert.Equal(t, backend.StateFailed, r.State)
+	assert.Contains(t, r.Message, "collecting the outputs from the bucket")
+}

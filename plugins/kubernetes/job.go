@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"weir.dev/weir/plugins/kubernetes/launcher"
 	"weir.dev/weir/schema"
 )
 
@@ -198,17 +199,11 @@ func build(cfg *Config, in *jobInput) (*Workload, error) {
 		Volumes:            []corev1.Volume{{Name: "weir", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 	}
 	if cfg.Bucket != "" {
-		// The launcher, copied from its image by an init container, runs
-		// the step: it fetches the inputs from the bucket into /weir,
-		// runs the command, and puts the outputs and metrics back.
-		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: "weir-launcher", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
-		pod.InitContainers = []corev1.Container{{
-			Name:         "weir-launcher",
-			Image:        cfg.LauncherImage,
-			Command:      []string{LauncherPath, "install", LauncherDir + "/launcher"},
-			VolumeMounts: []corev1.VolumeMount{{Name: "weir-launcher", MountPath: LauncherDir}},
-		}}
-		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "weir-launcher", MountPath: LauncherDir, ReadOnly: true})
+		// The launcher, in the image at launcher.Path (under /weir, so no
+		// volume hides /weir), fetches the inputs from the bucket, runs the
+		// command, and puts the outputs and metrics back.
+		pod.Volumes = nil
+		ctr.VolumeMounts = nil
 		ctr.Command = launcherCommand(cfg, in)
 	}
 
@@ -328,26 +323,20 @@ func build(cfg *Config, in *jobInput) (*Workload, error) {
 	return w, nil
 }
 
-// LauncherDir is where the launcher binary is put in a step's pod, and
-// LauncherPath the binary in the launcher's own image.
-const (
-	LauncherDir  = "/weir-bin"
-	LauncherPath = "/launcher"
-)
-
 // launcherCommand is the step container's command when artifacts travel
-// through a bucket: the launcher, told where the attempt's files are, then
-// the step's own command after "--".
-//
-// This is the seam with plugins/kubernetes/launcher (being written): its
-// flags are settled there; change them here to match.
+// through a bucket: the launcher, told where the attempt's manifest is,
+// then the step's own command after "--".
 func launcherCommand(cfg *Config, in *jobInput) []string {
-	prefix := "steps/" + LabelValue(in.address)
-	if in.Run != "" {
-		prefix = "runs/" + in.Run + "/" + LabelValue(in.address) + "/" + strconv.Itoa(in.Attempt)
-	}
-	cmd := []string{LauncherDir + "/launcher", "run", "--bucket", cfg.Bucket, "--prefix", prefix, "--root", Root, "--"}
+	cmd := []string{launcher.Path, "-bucket", cfg.Bucket, "-prefix", taskPrefix(in.address, in.Run, in.Attempt), "-root", Root, "--"}
 	return append(cmd, in.argv...)
+}
+
+// taskPrefix is where an attempt's manifest and result are in the bucket.
+func taskPrefix(address, run string, attempt int) string {
+	if run == "" {
+		return "steps/" + LabelValue(address)
+	}
+	return "runs/" + LabelValue(run) + "/" + LabelValue(address) + "/" + strconv.Itoa(attempt)
 }
 
 // JobName is the name of a step's Job (and of its Service): the address

@@ -197,9 +197,8 @@ func TestParseConfig(t *testing.T) {
 	for cfgs, want := range map[string]string{
 		"gang":       `config.gang is "both"`,
 		"masterPort": "config.masterPort must be a whole number",
-		"bucket":     "config.bucket is set, which needs config.launcherImage",
 	} {
-		m := map[string]any{"gang": "both", "masterPort": 1.5, "bucket": "s3://b"}
+		m := map[string]any{"gang": "both", "masterPort": 1.5}
 		_, err := ParseConfig("k8s", &schema.Backend{Kind: "kubernetes", Config: map[string]any{cfgs: m[cfgs]}})
 		assert.ErrorContains(t, err, want)
 		assert.ErrorContains(t, err, "backend k8s")

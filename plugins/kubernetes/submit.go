@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"weir.dev/weir/plugins/kubernetes/launcher"
 	"weir.dev/weir/runtime/backend"
 )
 
@@ -139,7 +140,7 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if secret != nil {
+	if secret != nil && cfg.Bucket == "" {
 		if _, ok := secret.Data[paramsKey]; ok {
 			wl.Job.Spec.Template.Spec.Volumes = append(wl.Job.Spec.Template.Spec.Volumes, corev1.Volume{Name: "weir-params",
 				VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: name,
@@ -162,6 +163,18 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	tk.workers, tk.queue, tk.logf = in.workers, cfg.Queue, logf
 	if t.Resources != nil {
 		tk.memory = t.Resources.Memory
+	}
+	if cfg.Bucket != "" {
+		// The launcher finds the inputs and params.json through the
+		// manifest; Watch collects the outputs once the Job ends.
+		prefix := taskPrefix(t.Step, t.RunID, t.Attempt)
+		if _, err := launcher.Stage(ctx, cfg.Bucket, prefix, t); err != nil {
+			if logf != nil {
+				logf.Close()
+			}
+			return "", fmt.Errorf("step %s: staging its inputs in bucket %s: %w", t.Step, cfg.Bucket, err)
+		}
+		tk.collect = func(ctx context.Context) error { return launcher.Collect(ctx, cfg.Bucket, prefix, t) }
 	}
 	w.add(tk) // before the Job exists: none of its events is missed
 	fail := func(err error) (string, error) {
@@ -267,6 +280,8 @@ func taskInput(cfg *Config, t *backend.Task, info stepInfo) (*jobInput, *corev1.
 		switch {
 		case k == "PATH" || k == "SYSTEMROOT":
 			continue // the image's, not this machine's
+		case k == "WEIR_PARAMS" && cfg.Bucket != "":
+			continue // the launcher places params.json from the bucket
 		case k == "WEIR_PARAMS":
 			data, err := os.ReadFile(v)
 			if err != nil {

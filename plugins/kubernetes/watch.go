@@ -125,6 +125,8 @@ type task struct {
 	tail      []string // the last lines seen, for a failure's message
 	logf      *os.File
 	logCancel context.CancelFunc
+	// collect brings the outputs back from the bucket (nil without one).
+	collect   func(context.Context) error
 	cancelled bool
 	ending    bool
 	done      chan struct{}
@@ -269,6 +271,15 @@ func (w *watcher) end(t *task, j *batchv1.Job, st backend.State, msg string) {
 			}
 			res.Message = b.String()
 		}
+		if t.collect != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			err := t.collect(ctx)
+			cancel()
+			if err != nil && res.State == backend.StateSucceeded {
+				res.State, res.ExitCode = backend.StateFailed, 1
+				res.Message = "collecting the outputs from the bucket: " + err.Error()
+			}
+		}
 		t.finish(res)
 	}()
 }
@@ -348,15 +359,22 @@ func (w *watcher) onPod(o any) {
 			t.failed(p.Name, "failed", msg, 0)
 		}
 	}
-	if p.Status.Phase == corev1.PodRunning {
-		t.mu.Lock()
-		first := !t.running
-		t.running = true
-		t.mu.Unlock()
-		if first {
-			t.push(backend.Event{State: backend.StateRunning})
+	switch p.Status.Phase {
+	case corev1.PodRunning, corev1.PodSucceeded, corev1.PodFailed:
+		if p.Status.Phase == corev1.PodRunning || p.Spec.NodeName != "" {
+			t.mu.Lock()
+			first := !t.running
+			t.running = true
+			t.mu.Unlock()
+			if first {
+				t.push(backend.Event{State: backend.StateRunning})
+			}
 		}
-		t.follow(p)
+		// A pod seen only once it ended (a short step) has its log read
+		// whole: following a finished container returns it and ends.
+		if p.Status.Phase == corev1.PodRunning || p.Spec.NodeName != "" {
+			t.follow(p)
+		}
 	}
 }
 
