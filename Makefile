@@ -20,8 +20,9 @@ test:
 # it. Without a cluster `make test` skips these tests (they fail under CI=true
 # unless WEIR_K8S_SKIP is set, as .ci/run does before running this target).
 # K8S_PKGS adds go test arguments before the packages: '-run TestJob ./cmd/weir'.
+# cmd/weir's TestKubernetes* (weir apply serving on the cluster) run too.
 test-k8s:
-	GO=$(GO) ./hack/k8s/with-cluster.sh $(GO) test $(K8S_PKGS) ./plugins/kubernetes/... ./internal/k8stest/...
+	GO=$(GO) ./hack/k8s/with-cluster.sh sh -c '$(GO) test $(K8S_PKGS) ./plugins/kubernetes/... ./internal/k8stest/... && $(GO) test -run "^TestKubernetes" ./cmd/weir'
 
 # Each benchmark script runs even when one before it fails, and make bench
 # fails when any did. run-docker.sh needs a Docker Engine and is skipped

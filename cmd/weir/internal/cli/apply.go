@@ -207,12 +207,20 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 			return aliasDigest(ctx, proj.db, model, alias)
 		},
 	}
-	for name, b := range p.Backends {
+	for name := range p.Backends {
 		opts.Backends[name] = bs.byName[name]
-		opts.Limits[name] = b.Parallelism
-		opts.GPUs[name] = b.GPUs
 	}
-	opts.Deferred = deferredOn(ctx, opts.Backends)
+	descs := describe(ctx, opts.Backends)
+	for name, b := range p.Backends {
+		opts.Limits[name] = b.Parallelism
+		// The entry's gpus wins; else what the backend reports (a
+		// cluster's GPUs), so a GPU step is not refused for want of slots.
+		opts.GPUs[name] = b.GPUs
+		if d := descs[name]; b.GPUs == 0 && d != nil {
+			opts.GPUs[name] = d.GPUs
+		}
+	}
+	opts.Deferred = deferredOn(descs)
 	start := time.Now()
 	rep, err := exec.Apply(ctx, p, opts)
 	if prog != nil {
@@ -275,18 +283,28 @@ func deniedBy(p *schema.Plan) []string {
 	return out
 }
 
-// deferredOn names the steps this weir plans but does not apply: serving
-// on a backend that hosts no services or without a server to run, and
-// monitoring.
-func deferredOn(ctx context.Context, backends map[string]backend.Interface) func(*schema.Step) (string, bool) {
-	services := map[string]bool{}
+// describe asks each backend what it is and can do; a backend that cannot
+// answer is left out.
+func describe(ctx context.Context, backends map[string]backend.Interface) map[string]*backend.Description {
+	out := map[string]*backend.Description{}
 	for name, b := range backends {
 		if b == nil {
 			continue
 		}
-		if d, err := b.Describe(ctx); err == nil && d.Services {
-			services[name] = true
+		if d, err := b.Describe(ctx); err == nil {
+			out[name] = d
 		}
+	}
+	return out
+}
+
+// deferredOn names the steps this weir plans but does not apply: serving
+// on a backend that hosts no services or without a server to run, and
+// monitoring.
+func deferredOn(descs map[string]*backend.Description) func(*schema.Step) (string, bool) {
+	services := map[string]bool{}
+	for name, d := range descs {
+		services[name] = d.Services
 	}
 	return func(s *schema.Step) (string, bool) {
 		switch s.Kind {
