@@ -512,7 +512,17 @@ type Task struct {
 	// network says whether the step may reach the network.
 	Network bool `protobuf:"varint,12,opt,name=network,proto3" json:"network,omitempty"`
 	// log_path is the file the backend writes the task's output to.
-	LogPath       string `protobuf:"bytes,13,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
+	LogPath string `protobuf:"bytes,13,opt,name=log_path,json=logPath,proto3" json:"log_path,omitempty"`
+	// kind and element are the step's kind ("train", "trial" ...) and the
+	// spec element it comes from, for labels and names on the backend.
+	Kind    string `protobuf:"bytes,14,opt,name=kind,proto3" json:"kind,omitempty"`
+	Element string `protobuf:"bytes,15,opt,name=element,proto3" json:"element,omitempty"`
+	// workers is the number of processes of a distributed step (0 or 1:
+	// one); a backend that cannot run several refuses the task.
+	Workers int32 `protobuf:"varint,16,opt,name=workers,proto3" json:"workers,omitempty"`
+	// timeout_nanos is the attempt's time limit (0: none). Weir enforces it
+	// by cancelling the task; a backend may enforce it too.
+	TimeoutNanos  int64 `protobuf:"varint,17,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -636,6 +646,34 @@ func (x *Task) GetLogPath() string {
 		return x.LogPath
 	}
 	return ""
+}
+
+func (x *Task) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Task) GetElement() string {
+	if x != nil {
+		return x.Element
+	}
+	return ""
+}
+
+func (x *Task) GetWorkers() int32 {
+	if x != nil {
+		return x.Workers
+	}
+	return 0
+}
+
+func (x *Task) GetTimeoutNanos() int64 {
+	if x != nil {
+		return x.TimeoutNanos
+	}
+	return 0
 }
 
 type SubmitRequest struct {
@@ -1821,7 +1859,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x03cpu\x18\x01 \x01(\x01R\x03cpu\x12\x16\n" +
 	"\x06memory\x18\x02 \x01(\tR\x06memory\x12\x10\n" +
 	"\x03gpu\x18\x03 \x01(\x05R\x03gpu\x12\x19\n" +
-	"\bgpu_type\x18\x04 \x01(\tR\agpuType\"\xeb\x04\n" +
+	"\bgpu_type\x18\x04 \x01(\tR\agpuType\"\xd8\x05\n" +
 	"\x04Task\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\tR\x04step\x12\x18\n" +
@@ -1836,7 +1874,11 @@ const file_backend_proto_rawDesc = "" +
 	" \x01(\tR\x05image\x128\n" +
 	"\tresources\x18\v \x01(\v2\x1a.weir.backend.v1.ResourcesR\tresources\x12\x18\n" +
 	"\anetwork\x18\f \x01(\bR\anetwork\x12\x19\n" +
-	"\blog_path\x18\r \x01(\tR\alogPath\x1a6\n" +
+	"\blog_path\x18\r \x01(\tR\alogPath\x12\x12\n" +
+	"\x04kind\x18\x0e \x01(\tR\x04kind\x12\x18\n" +
+	"\aelement\x18\x0f \x01(\tR\aelement\x12\x18\n" +
+	"\aworkers\x18\x10 \x01(\x05R\aworkers\x12#\n" +
+	"\rtimeout_nanos\x18\x11 \x01(\x03R\ftimeoutNanos\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +

@@ -133,6 +133,17 @@ type Task struct {
 	Network   bool              `json:"network,omitempty"`
 	// LogPath is where the backend writes the task's output.
 	LogPath string `json:"log_path"`
+	// Kind and Element are the step's kind ("train", "trial" ...) and the
+	// spec element it comes from, for labels and names on the backend.
+	Kind    string `json:"kind,omitempty"`
+	Element string `json:"element,omitempty"`
+	// Workers is the number of processes of a distributed step (0 or 1:
+	// one); a backend that cannot run several refuses the task.
+	Workers int `json:"workers,omitempty"`
+	// Timeout is the attempt's time limit (0: none). The executor enforces
+	// it by cancelling the task; a backend may enforce it too (a Job's
+	// activeDeadlineSeconds).
+	Timeout time.Duration `json:"timeout,omitempty"`
 }
 
 // State of a task.

@@ -719,7 +719,11 @@ func (r *Run) userTask(n *node, rec *record, work, logPath string, inputs, outpu
 		env["WEIR_OUTPUT_"+envName(name)] = p
 	}
 	t := &backend.Task{RunID: r.ID, Step: s.Address, Attempt: rec.attempt, Argv: s.Run.Command, WorkDir: work, Dir: dir, Env: env,
-		Inputs: inputs, Outputs: outputs, Image: s.Run.Image, Resources: s.Run.Resources, Network: s.Run.Network, LogPath: logPath}
+		Inputs: inputs, Outputs: outputs, Image: s.Run.Image, Resources: s.Run.Resources, Network: s.Run.Network, LogPath: logPath,
+		Kind: s.Kind, Element: s.Element, Workers: s.Run.Workers}
+	if s.Run.Timeout != "" {
+		t.Timeout, _ = time.ParseDuration(s.Run.Timeout) // checked by the schema
+	}
 	return t, be, metricsPath, nil
 }
 

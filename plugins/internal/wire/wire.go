@@ -38,7 +38,8 @@ func ResourcesFrom(r *pb.Resources) *schema.Resources {
 func Task(t *backend.Task) *pb.Task {
 	return &pb.Task{RunId: t.RunID, Step: t.Step, Attempt: int32(t.Attempt), Argv: t.Argv, WorkDir: t.WorkDir, Dir: t.Dir,
 		Env: t.Env, Inputs: t.Inputs, Outputs: t.Outputs, Image: t.Image, Resources: Resources(t.Resources),
-		Network: t.Network, LogPath: t.LogPath}
+		Network: t.Network, LogPath: t.LogPath, Kind: t.Kind, Element: t.Element, Workers: int32(t.Workers),
+		TimeoutNanos: int64(t.Timeout)}
 }
 
 // TaskFrom converts back.
@@ -48,7 +49,8 @@ func TaskFrom(t *pb.Task) *backend.Task {
 	}
 	return &backend.Task{RunID: t.RunId, Step: t.Step, Attempt: int(t.Attempt), Argv: t.Argv, WorkDir: t.WorkDir, Dir: t.Dir,
 		Env: t.Env, Inputs: t.Inputs, Outputs: t.Outputs, Image: t.Image, Resources: ResourcesFrom(t.Resources),
-		Network: t.Network, LogPath: t.LogPath}
+		Network: t.Network, LogPath: t.LogPath, Kind: t.Kind, Element: t.Element, Workers: int(t.Workers),
+		Timeout: time.Duration(t.TimeoutNanos)}
 }
 
 var states = map[backend.State]pb.State{

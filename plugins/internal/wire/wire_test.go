@@ -19,7 +19,7 @@ func TestRoundTrips(t *testing.T) {
 	task := &backend.Task{RunID: "r1", Step: "tasks.x", Attempt: 2, Argv: []string{"a", "b"}, WorkDir: "/w", Dir: "/w/code",
 		Env: map[string]string{"A": "1"}, Inputs: map[string]string{"in": "/w/in/in"}, Outputs: map[string]string{"out": "/w/out/out"},
 		Image: "python:3.12", Resources: &schema.Resources{CPU: 1.5, Memory: "4Gi", GPU: 1, GPUType: "nvidia.com/gpu"},
-		Network: true, LogPath: "/w/log.txt"}
+		Network: true, LogPath: "/w/log.txt", Kind: "train", Element: "training.m", Workers: 4, Timeout: 90 * time.Minute}
 	assert.Equal(t, task, TaskFrom(Task(task)))
 
 	for _, s := range []backend.State{backend.StatePending, backend.StateRunning, backend.StateSucceeded, backend.StateFailed, backend.StateCancelled, ""} {
