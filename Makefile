@@ -9,6 +9,7 @@ LDFLAGS := -X weir.dev/weir/cmd/weir/internal/cli.Version=$(VERSION)
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/weir
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w" -o bin/weir-launcher ./cmd/weir-launcher
 
 test:
 	$(GO) test ./...

@@ -69,10 +69,21 @@ type Config struct {
 	Project string
 	// Bucket, when set (config.bucket, a gocloud.dev/blob URL), is where a
 	// step's inputs and outputs travel through: the launcher
-	// (plugins/kubernetes/launcher, in the step's image at launcher.Path,
-	// put there by launcher.AddToImage) moves them between it and /weir in
-	// the container.
+	// (plugins/kubernetes/launcher, at launcher.Path in the image Submit
+	// derives for the step: see Registry and Launcher) moves them between
+	// it and /weir in the container.
 	Bucket string
+	// Registry (the backend's registry field) is where Submit pushes the
+	// images it derives for a bucket's steps: the step's image, its code
+	// folder and the launcher (image.go). A bucket needs one, unless
+	// Launcher is LauncherInImage.
+	Registry string
+	// Launcher is the path of the weir-launcher binary added to the steps'
+	// images (config.launcher; a static Linux executable for the cluster's
+	// architecture). "" looks for weir-launcher next to the weir
+	// executable, then on PATH; LauncherInImage says the images carry it
+	// already (nothing derived, no registry needed).
+	Launcher string
 	// SecretName is the Secret a compiled manifest takes the spec's
 	// secret environment variables from (config.secretName, default
 	// "weir-secrets"); a submitted step gets a Secret of its own.
@@ -93,6 +104,7 @@ func ParseConfig(name string, b *schema.Backend) (*Config, error) {
 		return c, nil
 	}
 	c.Kubeconfig, c.Context, c.ServiceAccount, c.Queue = b.Kubeconfig, b.Context, b.ServiceAccount, b.Queue
+	c.Registry = b.Registry
 	if b.Namespace != "" {
 		c.Namespace = b.Namespace
 	}
@@ -144,6 +156,7 @@ func ParseConfig(name string, b *schema.Backend) (*Config, error) {
 	str("gang", &c.Gang)
 	str("project", &c.Project)
 	str("bucket", &c.Bucket)
+	str("launcher", &c.Launcher)
 	str("secretName", &c.SecretName)
 	num("masterPort", &c.MasterPort, 1)
 	num("ttlSecondsAfterFinished", &c.TTL, 0)

@@ -37,8 +37,23 @@
 // command is the launcher (plugins/kubernetes/launcher, which the step's
 // image must carry at launcher.Path: launcher.AddToImage), and Watch
 // collects the outputs and metrics once the Job ends (launcher.Collect).
-// Building and pushing that image is not wired yet: the image named by the
-// step must already hold the launcher.
+//
+// The launcher reaches the container in the image (image.go): with a
+// bucket, Submit derives each step's image at apply time from its
+// run.image (pinned to weir.lock's digest, pulled with go-containerregistry's
+// remote and the Docker keychain), the code folder's layer at /weir/code
+// when run.code is set (plugins/docker's Derive) and the launcher's layer
+// (launcher.AddToImage, entrypoint launcher.Path), pushes it to the
+// backend's registry as REGISTRY/PROJECT/STEP and runs it by digest. The
+// layers are reproducible, so the same base, code and launcher give the
+// same digest: a manifest the registry has already (a HEAD of its tag) is
+// not pushed again, and blobs it has are never uploaded twice. The
+// launcher binary is config.launcher, else weir-launcher next to the weir
+// executable (make build writes bin/weir-launcher), else on PATH; it must
+// be a static Linux executable for the cluster's architecture. A bucket
+// without a registry is refused at Submit, naming the backend, unless
+// config.launcher is "in-image": the step images then carry the launcher
+// already and run as named (no code folder can travel then).
 //
 // Deploy, SetTraffic and Undeploy delegate to Serving (serving_deploy.go),
 // made with the backend's clients and settings at first use.

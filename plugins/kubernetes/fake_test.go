@@ -319,7 +319,9 @@ func TestFakeSubmitRefusesLocalFiles(t *testing.T) {
 
 func TestFakeBucketLauncher(t *testing.T) {
 	bucket := "file://" + t.TempDir()
-	b, cs := fakeBackend(t, &schema.Backend{Kind: "kubernetes", Config: map[string]any{"bucket": bucket}})
+	// The image carries the launcher already (image_test.go shows the
+	// image Submit derives and pushes when it does not).
+	b, cs := fakeBackend(t, &schema.Backend{Kind: "kubernetes", Config: map[string]any{"bucket": bucket, "launcher": LauncherInImage}})
 	task := testTask(t, "tasks.io")
 	in := filepath.Join(task.WorkDir, "in", "data")
 	require.NoError(t, os.MkdirAll(filepath.Dir(in), 0o755))

@@ -103,7 +103,10 @@ func (b *Backend) parent(ctx context.Context, step, run string) (*metav1.OwnerRe
 // The container runs the step under the contract at /weir. Paths of the
 // work folder become /weir paths; a step with inputs, outputs or a code
 // folder needs the backend's bucket, through which the launcher moves them
-// (a remote cluster cannot see this machine's folders). The task's
+// (a remote cluster cannot see this machine's folders). With a bucket the
+// Job runs an image derived from the step's (image.go): its code folder
+// and the launcher added, pushed to the backend's registry, named by
+// digest. The task's
 // variables, which may hold secrets, go into a Secret of the attempt,
 // never into the Job.
 func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
@@ -118,6 +121,14 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	in, secret, err := taskInput(cfg, t, info)
 	if err != nil {
 		return "", err
+	}
+	var imageNote string
+	if cfg.Bucket != "" {
+		// The step runs in its image derived with its code folder and the
+		// launcher, pushed to the backend's registry (image.go).
+		if in.image, imageNote, err = images.stepImage(ctx, cfg, t); err != nil {
+			return "", err
+		}
 	}
 	cs := w.client
 	if t.RunID != "" {
@@ -156,6 +167,9 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	if t.LogPath != "" {
 		if logf, err = os.OpenFile(t.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 			return "", fmt.Errorf("step %s: opening its log: %w", t.Step, err)
+		}
+		if imageNote != "" {
+			fmt.Fprintln(logf, imageNote)
 		}
 	}
 	id := cfg.Namespace + "/" + name
@@ -262,7 +276,7 @@ func taskInput(cfg *Config, t *backend.Task, info stepInfo) (*jobInput, *corev1.
 			what = append(what, "a code folder")
 		}
 		if len(what) > 0 {
-			return nil, nil, fmt.Errorf("step %s has %s, which a cluster cannot read from this machine: set config.bucket (and config.launcherImage) in backend %s so the launcher moves them through object storage, or build them into the image",
+			return nil, nil, fmt.Errorf("step %s has %s, which a cluster cannot read from this machine: set config.bucket and registry in backend %s so the launcher moves them through object storage (and the code folder travels in an image weir derives), or build them into the image",
 				t.Step, strings.Join(what, " and "), cfg.Name)
 		}
 	}
