@@ -70,6 +70,25 @@ type Lowerer func(backend string, cfg *schema.Backend, s *schema.Step) (json.Raw
 // range. It is called once per backend, with that backend's user steps.
 type Checker func(ctx context.Context, backend string, cfg *schema.Backend, steps []*schema.Step) diag.Diagnostics
 
+// RolloutPlanner compares the rollout of one serving element (its deploy
+// step, or its canary steps in order, all on one backend) with what is live
+// where it deploys: a cluster's objects, changed by hand or not. version is
+// the model version the rollout serves, or 0 when it is known only at apply
+// (why says why). It returns one RolloutStep per step, or nil to leave the
+// steps as planned (a backend that cannot compare); a cluster out of reach
+// is a warning. It is called from the diff pass, after the steps' actions
+// and the aliases' changes are decided.
+type RolloutPlanner func(ctx context.Context, backend string, cfg *schema.Backend, steps []*schema.Step, version int, why string) ([]RolloutStep, diag.Diagnostics)
+
+// RolloutStep is what a RolloutPlanner found one step would do: it
+// replaces the step's action and reason, and Diff lists what changes
+// (schema.Step.Diff).
+type RolloutStep struct {
+	Action schema.Action
+	Reason string
+	Diff   []string
+}
+
 // PolicyFunc evaluates policies over the project and the plan.
 type PolicyFunc func(ctx context.Context, ld *load.Result, p *schema.Plan) ([]schema.Finding, diag.Diagnostics)
 
@@ -94,6 +113,9 @@ type Options struct {
 	// Check, when set, checks each backend's steps after lowering (the
 	// lower pass's last act).
 	Check Checker
+	// PlanRollout, when set, compares each serving element's rollout with
+	// what is live where it deploys (the diff pass).
+	PlanRollout RolloutPlanner
 	// Policy, when set, evaluates policies.
 	Policy PolicyFunc
 	// LockHash is the digest of weir.lock, recorded in the plan.
@@ -427,7 +449,80 @@ func passDiff(ctx context.Context, c *compilation) diag.Diagnostics {
 			diffAlias(ch, st, c.res.Load.Project, runs)
 		}
 	}
+	if c.opts.PlanRollout != nil {
+		ds = append(ds, planRollouts(ctx, c, runs)...)
+	}
 	p.Tally()
+	return ds
+}
+
+// planRollouts hands each serving element's deploy or canary steps to the
+// RolloutPlanner with the model version they would serve when the plan
+// knows it: the version the alias points at (else the newest that passed
+// its gates), unless this apply registers the model again or moves the
+// alias.
+func planRollouts(ctx context.Context, c *compilation, runs map[string]string) diag.Diagnostics {
+	p, st := c.res.Plan, c.opts.State
+	var order []string
+	byElem := map[string][]*schema.Step{}
+	for _, s := range p.Steps {
+		if s.Kind != "deploy" && s.Kind != "canary" || s.Action == schema.ActionRun {
+			continue // -replace runs it again: nothing to compare
+		}
+		if byElem[s.Element] == nil {
+			order = append(order, s.Element)
+		}
+		byElem[s.Element] = append(byElem[s.Element], s)
+	}
+	var ds diag.Diagnostics
+	for _, el := range order {
+		steps := byElem[el]
+		var cfg schema.DeployConfig
+		if err := json.Unmarshal(steps[0].Config, &cfg); err != nil {
+			continue
+		}
+		model := strings.TrimPrefix(cfg.Model, "models.")
+		version, why := 0, ""
+		for _, s := range p.Steps {
+			if _, ok := runs[s.Address]; ok && s.Kind == "register" && s.Element == cfg.Model {
+				why = "this apply registers " + cfg.Model
+			}
+		}
+		if why == "" && cfg.Alias != "" {
+			for _, ch := range p.Changes {
+				if ch.Type == "alias" && ch.Address == cfg.Model+".alias["+cfg.Alias+"]" && ch.Action.IsChange() {
+					why = "this apply moves " + ch.Address
+				}
+			}
+		}
+		if why == "" {
+			var ok bool
+			if cfg.Alias != "" {
+				if version, ok = st.Alias(model, cfg.Alias); !ok {
+					version, why = 0, "no version of "+cfg.Model+" is at alias "+cfg.Alias+" yet"
+				}
+			} else if version, ok = st.LatestVersion(model, false); !ok {
+				version, why = 0, "no version of "+cfg.Model+" passed its gates yet"
+			}
+		}
+		be := steps[0].Backend
+		plans, pds := c.opts.PlanRollout(ctx, be, p.Backends[be], steps, version, why)
+		for _, d := range pds {
+			if d.Address == "" {
+				d.Address = steps[0].Address
+			}
+			if d.Range == nil {
+				d.Range = steps[0].Source
+			}
+			ds = append(ds, d)
+		}
+		if len(plans) != len(steps) {
+			continue
+		}
+		for i, s := range steps {
+			s.Action, s.Reason, s.Diff = plans[i].Action, plans[i].Reason, plans[i].Diff
+		}
+	}
 	return ds
 }
 

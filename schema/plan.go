@@ -126,6 +126,12 @@ type Step struct {
 	Forced bool   `json:"forced,omitempty"`
 	Action Action `json:"action"`
 	Reason string `json:"reason"`
+	// Diff, for a deploy or canary step whose backend compared it with
+	// what is live, lists what the rollout changes there: a line per
+	// object ("~ apps/v1 Deployment ns/churn-v3"), indented lines per
+	// changed field under it. Empty when nothing changes or nothing was
+	// compared.
+	Diff []string `json:"diff,omitempty"`
 	// Task is the backend's lowering of the step, shown in the plan.
 	Task   json.RawMessage `json:"task,omitempty"`
 	Source *diag.Range     `json:"source,omitempty"`

@@ -29,33 +29,8 @@ import (
 func TestKubernetesApply(t *testing.T) {
 	c := k8stest.Get(t)
 	ns := c.Namespace(t)
-	dir := t.TempDir()
-	copyDir(t, "../../examples/quickstart", dir)
-	spec, err := os.ReadFile(filepath.Join(dir, "weir.cue"))
-	require.NoError(t, err)
-	// The canary's steps 30 s apart would make a slow test.
-	require.Contains(t, string(spec), `interval: "1m"`)
-	spec = []byte(strings.Replace(string(spec), `interval: "1m"`, `interval: "1s"`, 1))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "weir.cue"), spec, 0o644))
-	extra := fmt.Sprintf(`backends: cluster: {kind: "kubernetes", kubeconfig: %q, namespace: %q}
-serving: classifier: {
-	backend: "cluster"
-	server: {
-		image: "python@sha256:0000000000000000000000000000000000000000000000000000000000000000"
-		command: ["python3", "serve.py"]
-		resources: {cpu: 1, memory: "1Gi"}
-	}
-}
-`, c.Kubeconfig, ns)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "cluster.cue"), []byte(extra), 0o644))
-
-	apply := func() string {
-		cmd := weirCmd("apply", "--auto-approve", dir)
-		cmd.Env = append(cmd.Env, "KUBECONFIG=")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%s", out)
-		return string(out)
-	}
+	dir, spec := clusterQuickstart(t, c, ns)
+	apply := func() string { return weirOn(t, "apply", "--auto-approve", dir) }
 	out := apply()
 	// Both traffic steps ran on the cluster; the first revision of a
 	// service takes all its traffic at once.
@@ -100,6 +75,90 @@ serving: classifier: {
 	old, err := kc.AppsV1().Deployments(ns).Get(ctx, "classifier-v1", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, int32(0), *old.Spec.Replicas, "the old revision keeps no traffic, so no replicas")
+}
+
+// TestKubernetesPlanDrift: once the quickstart is served on the real API
+// server, weir plan compares the rollout with what is live (a server-side
+// dry-run apply of the revision's objects): unchanged at first; after
+// someone scales the Deployment by hand, the drift shows as "~" with the
+// field; apply puts it back.
+func TestKubernetesPlanDrift(t *testing.T) {
+	c := k8stest.Get(t)
+	ns := c.Namespace(t)
+	dir, _ := clusterQuickstart(t, c, ns)
+	out := weirOn(t, "plan", dir)
+	assert.Regexp(t, `\+ +serving\.classifier\.canary\[50\] .*the model version it serves is known only at apply \(this apply registers models\.classifier\)`, out)
+	weirOn(t, "apply", "--auto-approve", dir)
+
+	out = weirOn(t, "plan", dir)
+	assert.Regexp(t, `= +serving\.classifier\.canary\[50\] .*v1 of models\.classifier@production is live and unchanged, traffic v1 100%`, out)
+	assert.Regexp(t, `= +serving\.classifier\.canary\[100\] .*unchanged: traffic v1 100%`, out)
+	assert.Contains(t, out, "traffic split by replica ratio")
+	assert.NotContains(t, out, "apps/v1 Deployment", "nothing to change: no object listed")
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	require.NoError(t, err)
+	kc, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	ctx := context.Background()
+	scale, err := kc.AppsV1().Deployments(ns).GetScale(ctx, "classifier-v1", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, int32(1), scale.Spec.Replicas)
+	scale.Spec.Replicas = 3
+	_, err = kc.AppsV1().Deployments(ns).UpdateScale(ctx, "classifier-v1", scale, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	out = weirOn(t, "plan", dir)
+	assert.Regexp(t, `~ +serving\.classifier\.canary\[50\] .*v1 of models\.classifier@production is live but differs`, out)
+	assert.Contains(t, out, "~ apps/v1 Deployment "+ns+"/classifier-v1\n            spec.replicas: 3 -> 1\n")
+	d, err := kc.AppsV1().Deployments(ns).Get(ctx, "classifier-v1", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int32(3), *d.Spec.Replicas, "the plan changed nothing")
+
+	weirOn(t, "apply", "--auto-approve", dir)
+	d, err = kc.AppsV1().Deployments(ns).Get(ctx, "classifier-v1", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), *d.Spec.Replicas, "apply put the replicas back")
+	out = weirOn(t, "plan", dir)
+	assert.Regexp(t, `= +serving\.classifier\.canary\[50\] .*live and unchanged`, out)
+}
+
+// clusterQuickstart is the quickstart in a folder of its own, served on
+// the cluster c in the namespace ns, with the canary's steps 1 s apart;
+// it returns the folder and its weir.cue.
+func clusterQuickstart(t *testing.T, c *k8stest.Cluster, ns string) (string, []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	copyDir(t, "../../examples/quickstart", dir)
+	spec, err := os.ReadFile(filepath.Join(dir, "weir.cue"))
+	require.NoError(t, err)
+	// The canary's steps 30 s apart would make a slow test.
+	require.Contains(t, string(spec), `interval: "1m"`)
+	spec = []byte(strings.Replace(string(spec), `interval: "1m"`, `interval: "1s"`, 1))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "weir.cue"), spec, 0o644))
+	extra := fmt.Sprintf(`backends: cluster: {kind: "kubernetes", kubeconfig: %q, namespace: %q}
+serving: classifier: {
+	backend: "cluster"
+	server: {
+		image: "python@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+		command: ["python3", "serve.py"]
+		resources: {cpu: 1, memory: "1Gi"}
+	}
+}
+`, c.Kubeconfig, ns)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "cluster.cue"), []byte(extra), 0o644))
+	return dir, spec
+}
+
+// weirOn runs weir with args, without KUBECONFIG (the backends name
+// theirs), and returns its output; it must succeed.
+func weirOn(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := weirCmd(args...)
+	cmd.Env = append(cmd.Env, "KUBECONFIG=")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return string(out)
 }
 
 // copyDir copies a project folder, leaving out its .weir.

@@ -57,6 +57,36 @@ type Interface interface {
 	Undeploy(ctx context.Context, id string, grace time.Duration) error
 }
 
+// ServicePlanner is implemented by backends that can tell, before apply,
+// what Deploy would change where a service runs (the kubernetes backend: a
+// server-side dry-run apply of the revision's objects compared with the
+// live ones). PlanService changes nothing. An error means the comparison
+// could not be made (a cluster out of reach): the plan then shows the
+// deploy as it would without it.
+type ServicePlanner interface {
+	PlanService(ctx context.Context, s *Service) (*ServicePlan, error)
+}
+
+// ServicePlan is what deploying a revision of a service would change.
+type ServicePlan struct {
+	// Action is schema.ActionCreate when the revision is not deployed,
+	// schema.ActionUpdate when it is but differs from what Deploy would
+	// make of it (a new spec, or a change made by hand: drift), and
+	// schema.ActionNoop when it is live and unchanged.
+	Action schema.Action `json:"action"`
+	// Changes are what would change, as the plan shows them: a line per
+	// object ("~ apps/v1 Deployment ns/churn-v3") with a line per changed
+	// field under it, indented ("    spec.replicas: 3 -> 2"). Secret
+	// values never appear. Empty when nothing changes.
+	Changes []string `json:"changes,omitempty"`
+	// Revisions are the deployment's revisions live now with their share
+	// of traffic (none when the service is not deployed).
+	Revisions []Revision `json:"revisions,omitempty"`
+	// Note says how the backend splits traffic, and why ("" for nothing
+	// to say).
+	Note string `json:"note,omitempty"`
+}
+
 // Configurer is implemented by backends that take settings from the spec's
 // backends entry (namespace, host, region, config ...). Configure is called
 // once, before any other method; a backend of the kind may be configured

@@ -49,8 +49,8 @@ func serve(ctx context.Context, c *wexec.Call) (*wexec.BuiltinResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Spec == nil || cfg.Spec.Server == nil || len(cfg.Spec.Server.Command) == 0 {
-		return nil, fmt.Errorf("serving.%s names no server (server.command) to deploy", cfg.Serving)
+	if err := hasServer(cfg); err != nil {
+		return nil, err
 	}
 	be := c.Run.Backend(s.Backend)
 	if be == nil {
@@ -77,7 +77,7 @@ func serve(ctx context.Context, c *wexec.Call) (*wexec.BuiltinResult, error) {
 			}
 		}
 	} else {
-		svc, err := service(ctx, c, cfg, mv, rev)
+		svc, err := service(ctx, c, cfg, mv)
 		if err != nil {
 			return nil, err
 		}
@@ -93,13 +93,7 @@ func serve(ctx context.Context, c *wexec.Call) (*wexec.BuiltinResult, error) {
 		fmt.Fprintln(c.Log, "note: canary.rollbackOn is not checked: the monitor is not built yet")
 	}
 	weight := cfg.Weight
-	split := []backend.Split{{Revision: rev, Weight: weight}}
-	if run.old == "" {
-		// The first revision of a service takes all its traffic.
-		split[0].Weight = 100
-	} else if weight < 100 {
-		split = append(split, backend.Split{Revision: run.old, Weight: 100 - weight})
-	}
+	split := trafficSplit(rev, run.old, weight)
 	dep, err := be.SetTraffic(ctx, run.id, split)
 	if err != nil {
 		return nil, fmt.Errorf("moving %d%% of %s's traffic to %s: %w", weight, run.id, rev, err)
@@ -141,11 +135,14 @@ func servedVersion(ctx context.Context, db *state.DB, model, alias string) (*sta
 	return nil, fmt.Errorf("model %s has no version that passed its gates", model)
 }
 
-// service is the revision to deploy: the element's server under the step
-// contract, with the model version's artifact as the input "model".
-func service(ctx context.Context, c *wexec.Call, cfg *schema.DeployConfig, mv *state.ModelVersion, rev string) (*backend.Service, error) {
-	srv := cfg.Spec.Server
-	work := filepath.Dir(c.OutDir)
+// service is the revision to deploy (DeployService) with the model
+// version's artifact placed where its input "model" says.
+func service(ctx context.Context, c *wexec.Call, cfg *schema.DeployConfig, mv *state.ModelVersion) (*backend.Service, error) {
+	svc, err := DeployService(cfg, mv.Version, ServiceEnv{RunID: c.Run.ID, Step: c.Step.Address,
+		WorkDir: filepath.Dir(c.OutDir), ProjectDir: c.ProjectDir, BaseEnv: c.Run.BaseEnv(), Secret: c.Run.Secret})
+	if err != nil {
+		return nil, err
+	}
 	isDir := false
 	if mv.ExecutionID != 0 {
 		if e, err := c.State.Execution(ctx, mv.ExecutionID); err == nil {
@@ -156,16 +153,51 @@ func service(ctx context.Context, c *wexec.Call, cfg *schema.DeployConfig, mv *s
 			}
 		}
 	}
-	modelPath := filepath.Join(work, "in", "model")
-	if err := c.Store.Materialize(mv.ArtifactDigest, modelPath, isDir); err != nil {
+	if err := c.Store.Materialize(mv.ArtifactDigest, svc.Inputs["model"], isDir); err != nil {
 		return nil, fmt.Errorf("model %s v%d: its artifact %s: %w", mv.Model, mv.Version, mv.ArtifactDigest, err)
 	}
+	return svc, nil
+}
+
+// ServiceEnv is where a deploy step's server is deployed from: what its
+// environment and folders come from.
+type ServiceEnv struct {
+	// RunID and Step are the run and the step's address (WEIR_RUN_ID,
+	// WEIR_STEP).
+	RunID, Step string
+	// WorkDir is the step's work folder: the model's artifact goes to
+	// WorkDir/in/model and the server's log to WorkDir/service.log.
+	WorkDir string
+	// ProjectDir is the project's folder (server.code is relative to it).
+	ProjectDir string
+	// BaseEnv is the environment every step starts from.
+	BaseEnv map[string]string
+	// Secret resolves the secret references of server.env; nil resolves
+	// none (a reference is then an error).
+	Secret func(ref string) (string, error)
+}
+
+// DeployService is the revision a deploy or canary step deploys when it
+// serves version of its model: named after the version ("v3"), running the
+// serving element's server (server.command, image, env with its secrets
+// resolved, resources, port, autoscale) under the step contract, with the
+// input "model" at WorkDir/in/model (DeployService does not put the
+// artifact there). The apply (serve) and the plan (PlanRollout) build the
+// revision through it, so the plan compares with the cluster what apply
+// deploys.
+func DeployService(cfg *schema.DeployConfig, version int, e ServiceEnv) (*backend.Service, error) {
+	if err := hasServer(cfg); err != nil {
+		return nil, err
+	}
+	srv := cfg.Spec.Server
+	work := e.WorkDir
+	modelPath := filepath.Join(work, "in", "model")
 	port := cfg.Spec.Port
 	if port == 0 {
 		port = DefaultPort
 	}
 	env := map[string]string{}
-	for k, v := range c.Run.BaseEnv() {
+	for k, v := range e.BaseEnv {
 		env[k] = v
 	}
 	for k, v := range srv.Env {
@@ -173,21 +205,24 @@ func service(ctx context.Context, c *wexec.Call, cfg *schema.DeployConfig, mv *s
 			env[k] = v.Value
 			continue
 		}
-		val, err := c.Run.Secret(v.Secret)
+		if e.Secret == nil {
+			return nil, fmt.Errorf("serving.%s server.env %s: no way to resolve secret %s", cfg.Serving, k, v.Secret)
+		}
+		val, err := e.Secret(v.Secret)
 		if err != nil {
 			return nil, fmt.Errorf("serving.%s server.env %s: %w", cfg.Serving, k, err)
 		}
 		env[k] = val
 	}
-	env["WEIR_RUN_ID"] = c.Run.ID
-	env["WEIR_STEP"] = c.Step.Address
+	env["WEIR_RUN_ID"] = e.RunID
+	env["WEIR_STEP"] = e.Step
 	env["WEIR_INPUT_MODEL"] = modelPath
 	env["PORT"] = strconv.Itoa(port)
 	dir := work
 	if srv.Code != "" {
-		dir = filepath.Join(c.ProjectDir, srv.Code)
+		dir = filepath.Join(e.ProjectDir, srv.Code)
 	}
-	svc := &backend.Service{Name: "serving." + cfg.Serving, Revision: rev, Argv: srv.Command, WorkDir: work, Dir: dir,
+	svc := &backend.Service{Name: "serving." + cfg.Serving, Revision: fmt.Sprintf("v%d", version), Argv: srv.Command, WorkDir: work, Dir: dir,
 		Env: env, Inputs: map[string]string{"model": modelPath}, Image: srv.Image, Resources: srv.Resources, Port: port,
 		LogPath: filepath.Join(work, "service.log")}
 	if a := cfg.Spec.Autoscale; a != nil {
@@ -197,6 +232,26 @@ func service(ctx context.Context, c *wexec.Call, cfg *schema.DeployConfig, mv *s
 		}
 	}
 	return svc, nil
+}
+
+func hasServer(cfg *schema.DeployConfig) error {
+	if cfg.Spec == nil || cfg.Spec.Server == nil || len(cfg.Spec.Server.Command) == 0 {
+		return fmt.Errorf("serving.%s names no server (server.command) to deploy", cfg.Serving)
+	}
+	return nil
+}
+
+// trafficSplit is the split a rollout step sets: weight to rev and the
+// rest to old, the revision that had the most traffic before; with no such
+// revision, rev takes all the traffic.
+func trafficSplit(rev, old string, weight int) []backend.Split {
+	split := []backend.Split{{Revision: rev, Weight: weight}}
+	if old == "" {
+		split[0].Weight = 100
+	} else if weight < 100 {
+		split = append(split, backend.Split{Revision: old, Weight: 100 - weight})
+	}
+	return split
 }
 
 // busiestOther is the revision other than rev with the most traffic.

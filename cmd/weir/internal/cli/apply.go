@@ -121,6 +121,7 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 		opts.Targets, opts.Replace = f.targets, f.replace
 		opts.Resolve = imageResolver(dir, offlineMode(f.offline), stderr)
 		opts.Check = checkIn(dir)
+		opts.PlanRollout = rolloutIn(dir)
 		res, ds := compiler.Compile(ctx, opts)
 		if ds.HasErrors() {
 			return fail(stderr, ds)

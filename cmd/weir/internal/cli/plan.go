@@ -1,14 +1,20 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"weir.dev/weir/cmd/weir/internal/view"
 	"weir.dev/weir/compiler"
+	"weir.dev/weir/internal/diag"
+	"weir.dev/weir/runtime/builtin"
+	"weir.dev/weir/schema"
 )
 
 type planFlags struct {
@@ -84,6 +90,7 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 	opts.Targets, opts.Replace = f.targets, f.replace
 	opts.Resolve = imageResolver(dir, offlineMode(f.offline), cmd.ErrOrStderr())
 	opts.Check = checkIn(dir)
+	opts.PlanRollout = rolloutIn(dir)
 	if f.trace {
 		opts.Trace = traceTo(cmd)
 	}
@@ -117,4 +124,45 @@ func runPlan(cmd *cobra.Command, dir string, f planFlags) error {
 		return exitError{2}
 	}
 	return nil
+}
+
+// rolloutIn returns the plan's comparison of each rollout with what is
+// live: a backend that can plan services (the kubernetes backend) is
+// handed the revision apply would deploy, built as serve builds it
+// (builtin.PlanRollout). A backend it could not compare with gives one
+// warning, and its rollouts stay as planned.
+func rolloutIn(dir string) compiler.RolloutPlanner {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	var mu sync.Mutex
+	failed := map[string]bool{}
+	return func(ctx context.Context, name string, cfg *schema.Backend, steps []*schema.Step, version int, why string) ([]compiler.RolloutStep, diag.Diagnostics) {
+		mu.Lock()
+		skip := failed[name]
+		mu.Unlock()
+		if skip {
+			return nil, nil
+		}
+		b, err := resolverFor(dir).backend(name, cfg)
+		if err != nil {
+			return nil, nil // the lower pass or apply says so
+		}
+		env := builtin.ServiceEnv{RunID: "plan", WorkDir: filepath.Join(abs, ".weir", "runs", "plan", steps[0].Address),
+			ProjectDir: abs, BaseEnv: baseEnv(), Secret: secretResolver(abs)}
+		plans, err := builtin.PlanRollout(ctx, b, steps, version, why, env)
+		if err != nil {
+			mu.Lock()
+			failed[name] = true
+			mu.Unlock()
+			return nil, diag.Diagnostics{{Severity: diag.Warning, Code: "rollout-plan", Address: steps[0].Address,
+				Summary: fmt.Sprintf("backend %s: %s was not compared with what is live: %v; the plan shows it as planned", name, steps[0].Element, err)}}
+		}
+		out := make([]compiler.RolloutStep, len(plans))
+		for i, p := range plans {
+			out[i] = compiler.RolloutStep{Action: p.Action, Reason: p.Reason, Diff: p.Diff}
+		}
+		return out, nil
+	}
 }

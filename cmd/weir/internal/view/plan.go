@@ -28,8 +28,17 @@ func Plan(w io.Writer, p *schema.Plan) {
 		width = max(width, len(c.Address))
 	}
 	for _, s := range p.Steps {
-		fmt.Fprintf(w, "  %s %-*s  %s  %s\n", symbol(st, s.Action), width, s.Address,
+		sym := symbol(st, s.Action)
+		if s.Action == schema.ActionNoop {
+			// A step whose resources are live and unchanged: it runs, and
+			// changes nothing.
+			sym = st.Dim(fmt.Sprintf("%-3s", "="))
+		}
+		fmt.Fprintf(w, "  %s %-*s  %s  %s\n", sym, width, s.Address,
 			st.Dim(fmt.Sprintf("%-*s", kw, s.Kind+"@"+where(s))), reasonStyle(st, s.Action, s.Reason))
+		for _, line := range s.Diff {
+			fmt.Fprintf(w, "        %s\n", diffStyle(st, line))
+		}
 	}
 	if len(p.Changes) > 0 {
 		fmt.Fprintln(w)
@@ -106,6 +115,21 @@ func symbol(st Style, a schema.Action) string {
 		return st.Dim(sym)
 	}
 	return sym
+}
+
+// diffStyle colours a line a step lists under it by its leading action
+// symbol (an object created, updated, deleted); field lines and notes stay
+// plain.
+func diffStyle(st Style, line string) string {
+	switch {
+	case strings.HasPrefix(line, "+ "):
+		return st.Green(line)
+	case strings.HasPrefix(line, "~ "):
+		return st.Yellow(line)
+	case strings.HasPrefix(line, "- "):
+		return st.Red(line)
+	}
+	return line
 }
 
 func reasonStyle(st Style, a schema.Action, r string) string {
