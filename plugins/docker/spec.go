@@ -93,14 +93,14 @@ func containerSpec(t *backend.Task, image string, o *Options) (*spec, error) {
 		} else {
 			target = c
 		}
-		env["WEIR_INPUT_"+envName(name)] = target
+		env["WEIR_INPUT_"+backend.EnvName(name)] = target
 	}
 	for _, name := range sortedKeys(t.Outputs) {
 		c, ok := inContainer(t.Outputs[name])
 		if !ok || !strings.HasPrefix(c, Root+"/out/") {
 			return nil, fmt.Errorf("output %s is at %s, outside the work folder's out/", name, t.Outputs[name])
 		}
-		env["WEIR_OUTPUT_"+envName(name)] = c
+		env["WEIR_OUTPUT_"+backend.EnvName(name)] = c
 	}
 	// Every other variable naming the work folder (HOME, TMPDIR) follows it.
 	for k, v := range env {
@@ -195,23 +195,6 @@ func ParseQuantity(s string) (int64, error) {
 		return 0, fmt.Errorf("memory size %q is out of range", s)
 	}
 	return int64(n), nil
-}
-
-// envName is the upper-case form of an input or output name in variables,
-// as the executor writes it.
-func envName(name string) string {
-	var b strings.Builder
-	for _, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z':
-			b.WriteRune(c - 'a' + 'A')
-		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			b.WriteRune(c)
-		default:
-			b.WriteRune('_')
-		}
-	}
-	return b.String()
 }
 
 func envList(env map[string]string) []string {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"weir.dev/weir/plugins/kubernetes/launcher"
+	"weir.dev/weir/runtime/backend"
 	"weir.dev/weir/schema"
 )
 
@@ -124,10 +125,10 @@ func StepWorkload(cfg *Config, s *schema.Step, o BuildOptions) (*Workload, error
 		set("WEIR_PARAMS", Root+"/params.json")
 	}
 	for _, i := range s.Inputs {
-		set("WEIR_INPUT_"+EnvName(i.Name), Root+"/in/"+i.Name)
+		set("WEIR_INPUT_"+backend.EnvName(i.Name), Root+"/in/"+i.Name)
 	}
 	for _, name := range s.Outputs {
-		set("WEIR_OUTPUT_"+EnvName(name), Root+"/out/"+name)
+		set("WEIR_OUTPUT_"+backend.EnvName(name), Root+"/out/"+name)
 	}
 	set("TMPDIR", Root+"/tmp")
 	for _, k := range sortedNames(env) {
@@ -409,23 +410,6 @@ func elementName(address, element string) string {
 		return element
 	}
 	return address
-}
-
-// EnvName is the upper-case form of an input or output name in the
-// contract's variables (WEIR_INPUT_NAME), as the executor writes it.
-func EnvName(name string) string {
-	var b strings.Builder
-	for _, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z':
-			b.WriteRune(c - 'a' + 'A')
-		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			b.WriteRune(c)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
 }
 
 func ptrTo[T any](v T) *T { return &v }

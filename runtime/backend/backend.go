@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"weir.dev/weir/schema"
@@ -174,6 +175,24 @@ type Task struct {
 	// it by cancelling the task; a backend may enforce it too (a Job's
 	// activeDeadlineSeconds).
 	Timeout time.Duration `json:"timeout,omitempty"`
+}
+
+// EnvName is the form an input or output name takes in the contract's
+// variables: WEIR_INPUT_<EnvName(name)> and WEIR_OUTPUT_<EnvName(name)>
+// ("train-set" gives TRAIN_SET). Every backend names them this way.
+func EnvName(name string) string {
+	var b strings.Builder
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b.WriteRune(c - 'a' + 'A')
+		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+			b.WriteRune(c)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
 }
 
 // State of a task.

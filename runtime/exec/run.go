@@ -604,7 +604,7 @@ func (r *Run) collect(s *schema.Step, outDir string, passed map[string]state.Out
 		p := filepath.Join(outDir, name)
 		st, err := os.Lstat(p)
 		if err != nil {
-			return nil, &StepError{Message: fmt.Sprintf("the step wrote no output %q (expected at $WEIR_OUTPUT_%s)", name, envName(name))}
+			return nil, &StepError{Message: fmt.Sprintf("the step wrote no output %q (expected at $WEIR_OUTPUT_%s)", name, backend.EnvName(name))}
 		}
 		if st.Mode()&fs.ModeSymlink != 0 {
 			return nil, &StepError{Message: fmt.Sprintf("output %q is a symbolic link: write the file itself", name)}
@@ -642,22 +642,6 @@ func noEscapingLinks(root string) error {
 		}
 		return nil
 	})
-}
-
-// envName is the upper-case form of an input or output name in variables.
-func envName(name string) string {
-	var b strings.Builder
-	for _, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z':
-			b.WriteRune(c - 'a' + 'A')
-		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			b.WriteRune(c)
-		default:
-			b.WriteRune('_')
-		}
-	}
-	return b.String()
 }
 
 // userTask prepares the task of a user step under the contract: its code
@@ -713,10 +697,10 @@ func (r *Run) userTask(n *node, rec *record, work, logPath string, inputs, outpu
 		env["WEIR_PARAMS"] = pp
 	}
 	for name, p := range inputs {
-		env["WEIR_INPUT_"+envName(name)] = p
+		env["WEIR_INPUT_"+backend.EnvName(name)] = p
 	}
 	for name, p := range outputs {
-		env["WEIR_OUTPUT_"+envName(name)] = p
+		env["WEIR_OUTPUT_"+backend.EnvName(name)] = p
 	}
 	t := &backend.Task{RunID: r.ID, Step: s.Address, Attempt: rec.attempt, Argv: s.Run.Command, WorkDir: work, Dir: dir, Env: env,
 		Inputs: inputs, Outputs: outputs, Image: s.Run.Image, Resources: s.Run.Resources, Network: s.Run.Network, LogPath: logPath,

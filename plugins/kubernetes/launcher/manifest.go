@@ -176,20 +176,3 @@ func (m *Manifest) check() error {
 	}
 	return nil
 }
-
-// envName is the upper-case form of an input or output name in the
-// contract's variables, as the executor writes it.
-func envName(name string) string {
-	var b strings.Builder
-	for _, c := range name {
-		switch {
-		case c >= 'a' && c <= 'z':
-			b.WriteRune(c - 'a' + 'A')
-		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			b.WriteRune(c)
-		default:
-			b.WriteRune('_')
-		}
-	}
-	return b.String()
-}

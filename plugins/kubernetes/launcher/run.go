@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/blob"
 
 	"weir.dev/weir/runtime/artifact"
+	"weir.dev/weir/runtime/backend"
 )
 
 // Variables the launcher reads its bucket and prefix from when its flags do
@@ -254,10 +255,10 @@ func (l *launch) environ(environ []string) []string {
 		delete(env, "WEIR_PARAMS")
 	}
 	for _, in := range l.m.Inputs {
-		set("WEIR_INPUT_"+envName(in.Name), at(in.Path))
+		set("WEIR_INPUT_"+backend.EnvName(in.Name), at(in.Path))
 	}
 	for _, out := range l.m.Outputs {
-		set("WEIR_OUTPUT_"+envName(out.Name), at(out.Path))
+		set("WEIR_OUTPUT_"+backend.EnvName(out.Name), at(out.Path))
 	}
 	list := make([]string, 0, len(order))
 	for _, k := range order {
