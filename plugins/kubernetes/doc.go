@@ -44,10 +44,11 @@
 // remote and the Docker keychain), the code folder's layer at /weir/code
 // when run.code is set (plugins/docker's Derive) and the launcher's layer
 // (launcher.AddToImage, entrypoint launcher.Path), pushes it to the
-// backend's registry as REGISTRY/PROJECT/STEP and runs it by digest. The
+// backend's registry as REGISTRY/PROJECT/ELEMENT (the steps of an
+// element, a sweep's trials, share one) and runs it by digest. The
 // layers are reproducible, so the same base, code and launcher give the
 // same digest: a manifest the registry has already (a HEAD of its tag) is
-// not pushed again, and blobs it has are never uploaded twice. The
+// not pushed again, nor are the blobs its repository has. The
 // launcher binary is config.launcher, else weir-launcher next to the weir
 // executable (make build writes bin/weir-launcher), else on PATH; it must
 // be a static Linux executable for the cluster's architecture. A bucket

@@ -77,7 +77,7 @@ type imageCache struct {
 	bases    map[string]v1.Image        // by REPO@DIGEST
 	derived  map[string]v1.Image        // by "PRE-LAUNCHER-DIGEST LAUNCHER-SUM"
 	pushed   map[string]bool            // REPO@DIGEST in the registry
-	pushing  map[string]*sync.Mutex     // one push of a reference at a time
+	locks    map[string]*sync.Mutex     // one derivation or push of a kind at a time
 	keychain authn.Keychain
 	// transport carries registry requests (nil: remote's default).
 	transport http.RoundTripper
@@ -96,17 +96,19 @@ var images = newImageCache()
 
 func newImageCache() *imageCache {
 	return &imageCache{bins: map[string]*launcherBinary{}, pins: map[string]docker.Lock{}, bases: map[string]v1.Image{},
-		derived: map[string]v1.Image{}, pushed: map[string]bool{}, pushing: map[string]*sync.Mutex{}, keychain: authn.DefaultKeychain}
+		derived: map[string]v1.Image{}, pushed: map[string]bool{}, locks: map[string]*sync.Mutex{}, keychain: authn.DefaultKeychain}
 }
 
 // stepImage is what Submit runs for a task when the backend has a bucket:
 // the task's image (pinned by the project's weir.lock) derived with its
 // code folder and the launcher (DeriveImage), pushed to the backend's
 // registry unless the registry has it already, and named by digest
-// (REGISTRY/PROJECT/STEP@sha256:…). note says, for the task's log, what
+// (REGISTRY/PROJECT/ELEMENT@sha256:…: the steps of one element, a sweep's
+// trials say, share a repository, where their one image is pushed once;
+// element "" is the step's address). note says, for the task's log, what
 // was done. With config.launcher "in-image" it is the task's image as it
 // is.
-func (c *imageCache) stepImage(ctx context.Context, cfg *Config, t *backend.Task) (ref, note string, err error) {
+func (c *imageCache) stepImage(ctx context.Context, cfg *Config, t *backend.Task, element string) (ref, note string, err error) {
 	codeDir := ""
 	if t.Dir != "" && filepath.Clean(t.Dir) != filepath.Clean(t.WorkDir) {
 		if rel, err := filepath.Rel(t.WorkDir, t.Dir); err != nil || rel != "code" {
@@ -140,7 +142,10 @@ func (c *imageCache) stepImage(ctx context.Context, cfg *Config, t *backend.Task
 	if err != nil {
 		return "", "", fmt.Errorf("step %s: deriving its image from %s: %w", t.Step, baseRef, err)
 	}
-	tag, err := docker.DerivedTag(cfg.Registry, cfg.Project, t.Step, img)
+	if element == "" {
+		element = t.Step
+	}
+	tag, err := docker.DerivedTag(cfg.Registry, cfg.Project, element, img)
 	if err != nil {
 		return "", "", fmt.Errorf("step %s: naming its image in registry %s: %w", t.Step, cfg.Registry, err)
 	}
@@ -252,6 +257,9 @@ func (c *imageCache) derive(base v1.Image, codeDir string, bin *launcherBinary) 
 		return nil, err
 	}
 	key := d.String() + " " + bin.sum
+	m := c.lock("derive " + key) // steps of one image wait for its one derivation
+	m.Lock()
+	defer m.Unlock()
 	c.mu.Lock()
 	out := c.derived[key]
 	c.mu.Unlock()
@@ -273,6 +281,19 @@ func (c *imageCache) derive(base v1.Image, codeDir string, bin *launcherBinary) 
 	return out, nil
 }
 
+// lock returns the mutex of one piece of work (a derivation, a push), so
+// that concurrent tasks needing the same do it once.
+func (c *imageCache) lock(key string) *sync.Mutex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.locks[key]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.locks[key] = m
+	}
+	return m
+}
+
 // push writes img to the registry under tag unless the registry already
 // has it (a HEAD of the tag answers with img's digest), and reports
 // whether it wrote. remote.Write itself skips blobs the registry has and
@@ -283,17 +304,7 @@ func (c *imageCache) push(ctx context.Context, tag name.Tag, img v1.Image) (bool
 		return false, err
 	}
 	key := tag.Context().Digest(d.String()).String()
-	c.mu.Lock()
-	if c.pushed[key] {
-		c.mu.Unlock()
-		return false, nil
-	}
-	m := c.pushing[key]
-	if m == nil {
-		m = &sync.Mutex{}
-		c.pushing[key] = m
-	}
-	c.mu.Unlock()
+	m := c.lock("push " + key)
 	m.Lock() // steps of one image wait for its one push
 	defer m.Unlock()
 	c.mu.Lock()

@@ -286,7 +286,7 @@ func TestDerivedImageInRegistry(t *testing.T) {
 	assert.Equal(t, c.Image, job2.Spec.Template.Spec.Containers[0].Image)
 	fresh := newImageCache()
 	start = time.Now()
-	ref2, note, err := fresh.stepImage(ctx, b.config(), again)
+	ref2, note, err := fresh.stepImage(ctx, b.config(), again, "")
 	require.NoError(t, err)
 	assert.Equal(t, c.Image, ref2)
 	assert.Contains(t, note, "already in the registry")
@@ -294,7 +294,7 @@ func TestDerivedImageInRegistry(t *testing.T) {
 
 	// Changed code: a new image.
 	require.NoError(t, os.WriteFile(filepath.Join(again.Dir, "train.py"), []byte("print('v2')\n"), 0o644))
-	ref3, note, err := fresh.stepImage(ctx, b.config(), again)
+	ref3, note, err := fresh.stepImage(ctx, b.config(), again, "")
 	require.NoError(t, err)
 	assert.NotEqual(t, c.Image, ref3)
 	assert.Contains(t, note, "pushed in")
@@ -351,4 +351,40 @@ func TestDerivedImageNeeds(t *testing.T) {
 		_, err := b.Submit(ctx, stepTask(t, t.TempDir(), "run-1", "busybox"))
 		assert.ErrorContains(t, err, `step training.churn has a code folder (run.code), but backend k8s sets config.launcher to "in-image"`)
 	})
+}
+
+// TestDerivedImageSweep: the trials of a sweep, submitted at once, share
+// one image in one repository, derived and pushed once.
+func TestDerivedImageSweep(t *testing.T) {
+	reg := startRegistry(t)
+	bin := testLauncher(t)
+	ctx := context.Background()
+	baseTag, err := name.NewTag(reg + "/library/busybox:1")
+	require.NoError(t, err)
+	require.NoError(t, remote.Write(baseTag, busyboxImage(t, "1")))
+	cfg := testConfig(t, &schema.Backend{Kind: "kubernetes", Registry: reg + "/weir",
+		Config: map[string]any{"bucket": "file://" + t.TempDir(), "launcher": bin, "project": "churn"}})
+	c := newImageCache()
+	project := t.TempDir()
+	const trials = 8
+	refs, notes, errs := make([]string, trials), make([]string, trials), make([]error, trials)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range trials {
+		task := stepTask(t, project, fmt.Sprintf("run-%d", i), baseTag.String())
+		task.Step = fmt.Sprintf("training.churn.trial[lr=0.%d]", i)
+		wg.Go(func() { refs[i], notes[i], errs[i] = c.stepImage(ctx, cfg, task, "training.churn") })
+	}
+	wg.Wait()
+	t.Logf("%d trials: %s", trials, time.Since(start).Round(time.Millisecond))
+	pushes := 0
+	for i := range trials {
+		require.NoError(t, errs[i])
+		assert.Equal(t, refs[0], refs[i])
+		if strings.Contains(notes[i], "pushed in") {
+			pushes++
+		}
+	}
+	assert.Equal(t, 1, pushes, "one push: %q", notes)
+	assert.Regexp(t, "^"+regexp.QuoteMeta(reg)+`/weir/churn/training-churn@sha256:`, refs[0])
 }

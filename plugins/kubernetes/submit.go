@@ -126,7 +126,7 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	if cfg.Bucket != "" {
 		// The step runs in its image derived with its code folder and the
 		// launcher, pushed to the backend's registry (image.go).
-		if in.image, imageNote, err = images.stepImage(ctx, cfg, t); err != nil {
+		if in.image, imageNote, err = images.stepImage(ctx, cfg, t, info.element); err != nil {
 			return "", err
 		}
 	}
