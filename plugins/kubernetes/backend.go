@@ -149,6 +149,28 @@ func (b *Backend) remember(s *weirschema.Step) {
 	b.mu.Unlock()
 }
 
+// stepOf is what the backend knows of a task's step: what the task says
+// (its kind, element, workers and timeout), else what Lower, Check or
+// Prepare told of it (tasks from an older weir say none of these).
+func (b *Backend) stepOf(t *backend.Task) stepInfo {
+	b.mu.Lock()
+	info := b.steps[t.Step]
+	b.mu.Unlock()
+	if t.Kind != "" {
+		info.kind = t.Kind
+	}
+	if t.Element != "" {
+		info.element = t.Element
+	}
+	if t.Workers > 0 {
+		info.workers = t.Workers
+	}
+	if t.Timeout > 0 {
+		info.timeout = t.Timeout.String()
+	}
+	return info
+}
+
 // Prepare tells the backend the steps a plan will submit to it, for what
 // a task does not carry (distributed workers, the timeout, the kind). The
 // CLI calls it before apply; Lower does it too.

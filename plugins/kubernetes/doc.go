@@ -28,8 +28,9 @@
 //
 // weir's executor retries attempts itself, so a Job it submits has
 // backoffLimit 0; the step's retries become the backoffLimit of the Jobs
-// the plan shows and weir compile writes. A task carries no worker count,
-// timeout or kind: the backend learns them from Lower, Check or Prepare.
+// the plan shows and weir compile writes. A task carries its step's kind,
+// element, workers and timeout; for tasks that do not (an older weir), the
+// backend remembers them from Lower, Check or Prepare.
 //
 // A cluster cannot read this machine's folders: a step with inputs or
 // outputs needs config.bucket (a gocloud.dev/blob URL). Submit then stages

@@ -302,6 +302,22 @@ func TestFakeDistributedAndVolcano(t *testing.T) {
 	assert.Equal(t, "ConfigMap", pg.GetOwnerReferences()[0].Kind)
 }
 
+// A task says its step's workers and timeout itself: a backend that was
+// never shown the plan (served as a plugin) runs it the same.
+func TestFakeTaskCarriesWorkersAndTimeout(t *testing.T) {
+	b, cs := fakeBackend(t, nil)
+	task := testTask(t, "training.ddp")
+	task.Kind, task.Element, task.Workers, task.Timeout = "train", "training.ddp", 4, 90*time.Minute
+	id, err := b.Submit(context.Background(), task)
+	require.NoError(t, err)
+	ns, name, _ := strings.Cut(id, "/")
+	j, err := cs.BatchV1().Jobs(ns).Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int32(4), *j.Spec.Completions)
+	assert.Equal(t, int64(5400), *j.Spec.ActiveDeadlineSeconds)
+	assert.Equal(t, "train", j.Labels["app.kubernetes.io/component"])
+}
+
 func TestFakeWatchUnknown(t *testing.T) {
 	b, _ := fakeBackend(t, nil)
 	_, err := b.Watch(context.Background(), "default/nope", nil)

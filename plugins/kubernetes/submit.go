@@ -115,9 +115,7 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 		return "", err
 	}
 	cfg := b.config()
-	b.mu.Lock()
-	info := b.steps[t.Step]
-	b.mu.Unlock()
+	info := b.stepOf(t)
 	in, secret, err := taskInput(cfg, t, info)
 	if err != nil {
 		return "", err
