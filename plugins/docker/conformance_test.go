@@ -1,22 +1,14 @@
 package docker_test
 
 import (
-	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"weir.dev/weir/internal/imagetest"
 	"weir.dev/weir/plugins/docker"
 	"weir.dev/weir/plugins/sdk/conformance"
 	"weir.dev/weir/runtime/backend"
@@ -27,41 +19,7 @@ import (
 // shell, for the conformance suite's scripts, made without pulling.
 func shellImage(t *testing.T, b *docker.Backend) string {
 	t.Helper()
-	bb, err := exec.LookPath("busybox")
-	if err == nil && exec.Command("ldd", bb).Run() == nil {
-		err = errors.New(bb + " is dynamically linked")
-	}
-	if err != nil {
-		if inCI() {
-			t.Fatalf("CI=true but no static busybox here (.ci/run installs busybox-static): %v", err)
-		}
-		t.Skip("the conformance suite needs a shell in an image: apt-get install -y busybox-static")
-	}
-	root := t.TempDir()
-	bin := filepath.Join(root, "bin")
-	require.NoError(t, os.MkdirAll(bin, 0o755))
-	data, err := os.ReadFile(bb)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(bin, "busybox"), data, 0o755))
-	list, err := exec.Command(bb, "--list").Output()
-	require.NoError(t, err)
-	for _, applet := range strings.Fields(string(list)) {
-		if applet != "busybox" {
-			require.NoError(t, os.Symlink("busybox", filepath.Join(bin, applet)))
-		}
-	}
-	layer, err := docker.LayerFromDir(root, "")
-	require.NoError(t, err)
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	require.NoError(t, err)
-	cf, err := img.ConfigFile()
-	require.NoError(t, err)
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config.Env = []string{"PATH=/bin"}
-	img, err = mutate.ConfigFile(img, cf)
-	require.NoError(t, err)
-	require.NoError(t, validate.Image(img))
+	img := imagetest.Busybox(t, nil)
 	d, err := img.Digest()
 	require.NoError(t, err)
 	tag, err := name.NewTag("weir.local/weir-test/busybox:" + d.Hex[:24])

@@ -20,7 +20,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -28,7 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"weir.dev/weir/plugins/docker"
+	"weir.dev/weir/internal/imagetest"
 	"weir.dev/weir/plugins/kubernetes/launcher"
 	"weir.dev/weir/runtime/backend"
 	"weir.dev/weir/schema"
@@ -137,28 +136,8 @@ func TestMain(m *testing.M) {
 // /bin/busybox and /bin/sh, with a marker file telling versions apart.
 func busyboxImage(t *testing.T, version string) v1.Image {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		t.Skipf("the base image is made of /bin/busybox: apt-get install -y busybox-static (%v)", err)
-	}
-	root := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(root, "bin"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(root, "bin", "busybox"), bb, 0o755))
-	require.NoError(t, os.Symlink("busybox", filepath.Join(root, "bin", "sh")))
-	require.NoError(t, os.WriteFile(filepath.Join(root, "version"), []byte(version), 0o644))
-	layer, err := docker.LayerFromDir(root, "")
+	img, err := mutate.Config(imagetest.Busybox(t, map[string]string{"version": version}), v1.Config{Env: []string{"PATH=/bin"}, Cmd: []string{"sh"}})
 	require.NoError(t, err)
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	require.NoError(t, err)
-	cf, err := img.ConfigFile()
-	require.NoError(t, err)
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config.Env = []string{"PATH=/bin"}
-	cf.Config.Cmd = []string{"sh"}
-	img, err = mutate.ConfigFile(img, cf)
-	require.NoError(t, err)
-	require.NoError(t, validate.Image(img))
 	return img
 }
 

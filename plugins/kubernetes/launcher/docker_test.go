@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,8 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/daemon"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
@@ -26,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"weir.dev/weir/internal/imagetest"
 	"weir.dev/weir/plugins/docker"
 	"weir.dev/weir/plugins/kubernetes/launcher"
 	"weir.dev/weir/runtime/backend"
@@ -83,29 +81,7 @@ func launcherBinary(t *testing.T) []byte {
 // per applet, in an image made from nothing (nothing is pulled).
 func busyboxImage(t *testing.T) v1.Image {
 	t.Helper()
-	bin := staticBinary(t)
-	root := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(root, "bin"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(root, "bin", "busybox"), bin, 0o755))
-	list, err := exec.Command(filepath.Join(root, "bin", "busybox"), "--list").Output()
-	require.NoError(t, err)
-	for _, applet := range strings.Fields(string(list)) {
-		if applet != "busybox" {
-			require.NoError(t, os.Symlink("busybox", filepath.Join(root, "bin", applet)))
-		}
-	}
-	layer, err := docker.LayerFromDir(root, "")
-	require.NoError(t, err)
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	require.NoError(t, err)
-	cf, err := img.ConfigFile()
-	require.NoError(t, err)
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config.Env = []string{"PATH=/bin"}
-	img, err = mutate.ConfigFile(img, cf)
-	require.NoError(t, err)
-	return img
+	return imagetest.Busybox(t, nil)
 }
 
 // launcherImage loads busybox plus the launcher's layer into the engine.
