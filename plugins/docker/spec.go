@@ -2,12 +2,12 @@ package docker
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -53,17 +53,7 @@ func containerSpec(t *backend.Task, image string, o *Options) (*spec, error) {
 		return nil, fmt.Errorf("the work folder %q is not an absolute path", t.WorkDir)
 	}
 	work := filepath.Clean(t.WorkDir)
-	inContainer := func(p string) (string, bool) {
-		p = filepath.Clean(p)
-		if p == work {
-			return Root, true
-		}
-		rel, err := filepath.Rel(work, p)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", false
-		}
-		return path.Join(Root, filepath.ToSlash(rel)), true
-	}
+	inContainer := func(p string) (string, bool) { return backend.ContainerPath(work, p, Root) }
 	mounts := []mount.Mount{
 		{Type: mount.TypeBind, Source: filepath.Join(work, "in"), Target: Root + "/in", ReadOnly: true},
 		{Type: mount.TypeBind, Source: filepath.Join(work, "out"), Target: Root + "/out"},
@@ -85,7 +75,7 @@ func containerSpec(t *backend.Task, image string, o *Options) (*spec, error) {
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: p, Target: Root + "/params.json", ReadOnly: true})
 		env["WEIR_PARAMS"] = Root + "/params.json"
 	}
-	for _, name := range sortedKeys(t.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(t.Inputs)) {
 		p := t.Inputs[name]
 		target := Root + "/in/" + name
 		if c, ok := inContainer(p); !ok || !strings.HasPrefix(c, Root+"/in/") {
@@ -95,7 +85,7 @@ func containerSpec(t *backend.Task, image string, o *Options) (*spec, error) {
 		}
 		env["WEIR_INPUT_"+backend.EnvName(name)] = target
 	}
-	for _, name := range sortedKeys(t.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(t.Outputs)) {
 		c, ok := inContainer(t.Outputs[name])
 		if !ok || !strings.HasPrefix(c, Root+"/out/") {
 			return nil, fmt.Errorf("output %s is at %s, outside the work folder's out/", name, t.Outputs[name])
@@ -199,17 +189,8 @@ func ParseQuantity(s string) (int64, error) {
 
 func envList(env map[string]string) []string {
 	out := make([]string, 0, len(env))
-	for _, k := range sortedKeys(env) {
+	for _, k := range slices.Sorted(maps.Keys(env)) {
 		out = append(out, k+"="+env[k])
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -249,18 +248,10 @@ func taskInput(cfg *Config, t *backend.Task, info stepInfo) (*jobInput, *corev1.
 	}
 	work := filepath.Clean(t.WorkDir)
 	inContainer := func(p string) (string, bool) {
-		if work == "." || !filepath.IsAbs(p) {
+		if work == "." {
 			return "", false
 		}
-		p = filepath.Clean(p)
-		if p == work {
-			return Root, true
-		}
-		rel, err := filepath.Rel(work, p)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-			return "", false
-		}
-		return path.Join(Root, filepath.ToSlash(rel)), true
+		return backend.ContainerPath(work, p, Root)
 	}
 	if cfg.Bucket == "" {
 		var what []string

@@ -10,6 +10,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -193,6 +195,23 @@ func EnvName(name string) string {
 		}
 	}
 	return b.String()
+}
+
+// ContainerPath maps a path at or below a task's work folder to the same
+// place below root (the contract's /weir in a container, where a container
+// backend puts the work folder); ok is false for any other path.
+func ContainerPath(work, p, root string) (string, bool) {
+	if work == "" || !filepath.IsAbs(p) {
+		return "", false
+	}
+	rel, err := filepath.Rel(filepath.Clean(work), filepath.Clean(p))
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	if rel == "." {
+		return root, true
+	}
+	return path.Join(root, filepath.ToSlash(rel)), true
 }
 
 // State of a task.

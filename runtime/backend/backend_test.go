@@ -41,3 +41,27 @@ func TestTerminal(t *testing.T) {
 		}
 	}
 }
+
+func TestContractNames(t *testing.T) {
+	for name, want := range map[string]string{"model": "MODEL", "train-set": "TRAIN_SET", "v2.data": "V2_DATA"} {
+		if got := backend.EnvName(name); got != want {
+			t.Errorf("EnvName(%q) = %q, want %q", name, got, want)
+		}
+	}
+	for _, c := range []struct {
+		p, want string
+		ok      bool
+	}{
+		{"/w/run/s", "/weir", true},
+		{"/w/run/s/in/data", "/weir/in/data", true},
+		{"/w/run/s/../s/out", "/weir/out", true},
+		{"/w/run/sibling", "", false},
+		{"/w/run", "", false},
+		{"in/data", "", false},
+	} {
+		got, ok := backend.ContainerPath("/w/run/s", c.p, "/weir")
+		if got != c.want || ok != c.ok {
+			t.Errorf("ContainerPath(%q) = %q, %v; want %q, %v", c.p, got, ok, c.want, c.ok)
+		}
+	}
+}

@@ -236,7 +236,7 @@ func (l *launch) environ(environ []string) []string {
 		if k == EnvBucket || k == EnvPrefix {
 			continue
 		}
-		if c, ok := underDir(v, l.m.WorkDir, l.root); ok {
+		if c, ok := backend.ContainerPath(l.m.WorkDir, v, l.root); ok {
 			v = c
 		}
 		set(k, v)

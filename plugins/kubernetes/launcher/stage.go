@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
+	"slices"
 
 	"gocloud.dev/blob"
 
@@ -74,13 +74,13 @@ func Stage(ctx context.Context, bucketURL, prefix string, t *backend.Task, opts 
 		}
 		m.Dir = filepath.ToSlash(rel)
 	}
-	for _, name := range sortedKeys(t.Outputs) {
+	for _, name := range slices.Sorted(maps.Keys(t.Outputs)) {
 		if err := artifact.SafeOutputName(name); err != nil {
 			return nil, err
 		}
 		m.Outputs = append(m.Outputs, Output{Name: name, Path: "out/" + name})
 	}
-	for _, name := range sortedKeys(t.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(t.Inputs)) {
 		if err := artifact.SafeOutputName(name); err != nil {
 			return nil, fmt.Errorf("input: %w", err)
 		}
@@ -98,7 +98,7 @@ func Stage(ctx context.Context, bucketURL, prefix string, t *backend.Task, opts 
 		return nil, err
 	}
 	defer closeBucket(b, &err)
-	for _, name := range sortedKeys(t.Inputs) {
+	for _, name := range slices.Sorted(maps.Keys(t.Inputs)) {
 		obj, err := s.PutPath(t.Inputs[name])
 		if err != nil {
 			return nil, fmt.Errorf("input %s: %w", name, err)
@@ -221,29 +221,4 @@ func Collect(ctx context.Context, bucketURL, prefix string, t *backend.Task, opt
 		}
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-// underDir maps a host path at or below dir to the same place below root
-// (the container's /weir); ok is false for any other value.
-func underDir(v, dir, root string) (string, bool) {
-	if dir == "" || !filepath.IsAbs(v) {
-		return "", false
-	}
-	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(v))
-	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-		return "", false
-	}
-	if rel == "." {
-		return root, true
-	}
-	return filepath.Join(root, rel), true
 }
