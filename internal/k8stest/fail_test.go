@@ -2,6 +2,7 @@ package k8stest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,15 +51,28 @@ func TestUpTimesOutAndStopsWhatItStarted(t *testing.T) {
 		t.Fatalf("Up: %v", err)
 	}
 	// The script and its sleep are gone (Down signals the process group).
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && (strings.Contains(string(b), bin) || strings.Contains(string(b), "601.25")) {
-			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
-			if !strings.Contains(string(stat), ") Z") {
-				t.Errorf("pid %s still runs: %q", e.Name(), b)
+	// The signal has been sent when Up returns; a child of the group may
+	// take a moment more to die on a busy machine.
+	left := func() []string {
+		var out []string
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err == nil && (strings.Contains(string(b), bin) || strings.Contains(string(b), "601.25")) {
+				stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+				if !strings.Contains(string(stat), ") Z") {
+					out = append(out, fmt.Sprintf("pid %s: %q", e.Name(), b))
+				}
 			}
 		}
+		return out
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(left()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l := left(); len(l) > 0 {
+		t.Errorf("still running 5s after Up gave up: %s", strings.Join(l, "; "))
 	}
 }
 
