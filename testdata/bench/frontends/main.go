@@ -24,25 +24,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"weir.dev/weir/schema"
 	"weir.dev/weir/testdata/bench/benchgen"
+	"weir.dev/weir/testdata/bench/timing"
 )
 
 // target is the largest ratio of a front end's plan time to CUE's.
 const target = 1.5
 
-type sample struct {
-	wall, cpu time.Duration
-	rssKB     int64
-}
-
 // result is one size: by language, cold and warm medians.
+type sample = timing.Sample
+
 type result struct {
 	pipelines  int
 	cold, warm map[string]sample
@@ -99,7 +95,7 @@ func run(weir, sizeList string, runs int, dir string) error {
 			}
 			// Every language must give the same plan file.
 			planFile := filepath.Join(dir, fmt.Sprintf("p%d-%s.plan", n, lang))
-			if _, err := measure(proj, weir, "plan", "-o", planFile, "."); err != nil {
+			if _, err := timing.Measure(proj, weir, "plan", "-o", planFile, "."); err != nil {
 				return err
 			}
 			b, err := os.ReadFile(planFile)
@@ -119,7 +115,7 @@ func run(weir, sizeList string, runs int, dir string) error {
 					return err
 				}
 				for _, into := range []map[string][]sample{cold, warm} {
-					s, err := measure(projs[lang], weir, "plan", ".")
+					s, err := timing.Measure(projs[lang], weir, "plan", ".")
 					if err != nil {
 						return err
 					}
@@ -129,52 +125,13 @@ func run(weir, sizeList string, runs int, dir string) error {
 		}
 		res := result{pipelines: n, cold: map[string]sample{}, warm: map[string]sample{}}
 		for _, lang := range langs {
-			res.cold[lang], res.warm[lang] = median(cold[lang]), median(warm[lang])
+			res.cold[lang], res.warm[lang] = timing.Median(cold[lang]), timing.Median(warm[lang])
 		}
 		results = append(results, res)
 	}
 	fmt.Println()
 	printTable(results, langs)
 	return nil
-}
-
-// measure runs a command in dir and reads its wall time, CPU time and peak
-// resident memory.
-func measure(dir, name string, args ...string) (sample, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
-	if err != nil {
-		return sample{}, fmt.Errorf("%s %s in %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), dir, err, stderr.String())
-	}
-	s := sample{wall: wall, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.rssKB = ru.Maxrss // kilobytes on Linux
-		if runtime.GOOS == "darwin" {
-			s.rssKB /= 1024 // bytes on macOS
-		}
-	}
-	return s, nil
-}
-
-func median(ss []sample) sample {
-	pick := func(get func(sample) int64) int64 {
-		v := make([]int64, len(ss))
-		for i, s := range ss {
-			v[i] = get(s)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	return sample{
-		wall:  time.Duration(pick(func(s sample) int64 { return int64(s.wall) })),
-		cpu:   time.Duration(pick(func(s sample) int64 { return int64(s.cpu) })),
-		rssKB: pick(func(s sample) int64 { return s.rssKB }),
-	}
 }
 
 func printTable(rs []result, langs []string) {
@@ -196,14 +153,14 @@ func printTable(rs []result, langs []string) {
 		base, baseWarm := r.cold[benchgen.CUE], r.warm[benchgen.CUE]
 		for _, lang := range langs {
 			c, w := r.cold[lang], r.warm[lang]
-			row := []string{steps, lang, sec(c.wall), sec(c.cpu), mb(c.rssKB), sec(w.wall), sec(w.cpu), mb(w.rssKB)}
+			row := []string{steps, lang, sec(c.Wall), sec(c.CPU), mb(c.RSSKB), sec(w.Wall), sec(w.CPU), mb(w.RSSKB)}
 			if lang == benchgen.CUE {
 				row = append(row, "", "", "", "", "")
 			} else {
 				row = append(row,
-					ratio(c.wall.Seconds(), base.wall.Seconds()), ratio(c.cpu.Seconds(), base.cpu.Seconds()),
-					ratio(float64(c.rssKB), float64(base.rssKB)),
-					ratio(w.wall.Seconds(), baseWarm.wall.Seconds()), ratio(w.cpu.Seconds(), baseWarm.cpu.Seconds()))
+					ratio(c.Wall.Seconds(), base.Wall.Seconds()), ratio(c.CPU.Seconds(), base.CPU.Seconds()),
+					ratio(float64(c.RSSKB), float64(base.RSSKB)),
+					ratio(w.Wall.Seconds(), baseWarm.Wall.Seconds()), ratio(w.CPU.Seconds(), baseWarm.CPU.Seconds()))
 			}
 			rows = append(rows, row)
 		}
@@ -219,8 +176,8 @@ func printTable(rs []result, langs []string) {
 			name      string
 			got, base sample
 		}{{"cold", last.cold[lang], last.cold[benchgen.CUE]}, {"warm", last.warm[lang], last.warm[benchgen.CUE]}} {
-			wall := c.got.wall.Seconds() / c.base.wall.Seconds()
-			cpu := c.got.cpu.Seconds() / c.base.cpu.Seconds()
+			wall := c.got.Wall.Seconds() / c.base.Wall.Seconds()
+			cpu := c.got.CPU.Seconds() / c.base.CPU.Seconds()
 			mark := "met"
 			if wall > target {
 				mark = "NOT met"

@@ -22,14 +22,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"weir.dev/weir/schema"
 	"weir.dev/weir/testdata/bench/benchgen"
+	"weir.dev/weir/testdata/bench/timing"
 )
 
 // The targets at the largest size, relative to cue export.
@@ -40,10 +39,7 @@ const (
 	targetGrowth   = 10.0
 )
 
-type sample struct {
-	wall, cpu time.Duration
-	rssKB     int64
-}
+type sample = timing.Sample
 
 type result struct {
 	pipelines int
@@ -131,58 +127,19 @@ func run(weir, cue, sizeList string, runs int, layout, dir string) error {
 						return err
 					}
 				}
-				s, err := measure(proj, m.cmd[0], m.cmd[1:]...)
+				s, err := timing.Measure(proj, m.cmd[0], m.cmd[1:]...)
 				if err != nil {
 					return err
 				}
 				*m.into = append(*m.into, s)
 			}
 		}
-		r := result{pipelines: n, cold: median(cold), warm: median(warm), valCold: median(vcold), valWarm: median(vwarm), cue: median(cu)}
+		r := result{pipelines: n, cold: timing.Median(cold), warm: timing.Median(warm), valCold: timing.Median(vcold), valWarm: timing.Median(vwarm), cue: timing.Median(cu)}
 		results = append(results, r)
 	}
 	fmt.Println()
 	printTable(results)
 	return nil
-}
-
-// measure runs a command in dir and reads its wall time, CPU time and peak
-// resident memory.
-func measure(dir, name string, args ...string) (sample, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
-	if err != nil {
-		return sample{}, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, stderr.String())
-	}
-	s := sample{wall: wall, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.rssKB = ru.Maxrss // kilobytes on Linux
-		if runtime.GOOS == "darwin" {
-			s.rssKB /= 1024 // bytes on macOS
-		}
-	}
-	return s, nil
-}
-
-func median(ss []sample) sample {
-	pick := func(get func(sample) int64) int64 {
-		v := make([]int64, len(ss))
-		for i, s := range ss {
-			v[i] = get(s)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	return sample{
-		wall:  time.Duration(pick(func(s sample) int64 { return int64(s.wall) })),
-		cpu:   time.Duration(pick(func(s sample) int64 { return int64(s.cpu) })),
-		rssKB: pick(func(s sample) int64 { return s.rssKB }),
-	}
 }
 
 func printTable(rs []result) {
@@ -206,13 +163,13 @@ func printTable(rs []result) {
 			cold, warm sample
 		}{{"weir plan", r.cold, r.warm}, {"weir validate", r.valCold, r.valWarm}} {
 			rows = append(rows, []string{steps, c.name,
-				sec(c.cold.wall), sec(c.cold.cpu), mb(c.cold.rssKB),
-				sec(c.warm.wall), sec(c.warm.cpu), mb(c.warm.rssKB),
-				ratio(c.cold.wall.Seconds(), r.cue.wall.Seconds()),
-				ratio(float64(c.cold.rssKB), float64(r.cue.rssKB)),
-				ratio(c.warm.wall.Seconds(), r.cue.wall.Seconds())})
+				sec(c.cold.Wall), sec(c.cold.CPU), mb(c.cold.RSSKB),
+				sec(c.warm.Wall), sec(c.warm.CPU), mb(c.warm.RSSKB),
+				ratio(c.cold.Wall.Seconds(), r.cue.Wall.Seconds()),
+				ratio(float64(c.cold.RSSKB), float64(r.cue.RSSKB)),
+				ratio(c.warm.Wall.Seconds(), r.cue.Wall.Seconds())})
 		}
-		rows = append(rows, []string{steps, "cue export", sec(r.cue.wall), sec(r.cue.cpu), mb(r.cue.rssKB), "", "", "", "", "", ""})
+		rows = append(rows, []string{steps, "cue export", sec(r.cue.Wall), sec(r.cue.CPU), mb(r.cue.RSSKB), "", "", "", "", "", ""})
 	}
 	printRows(rows)
 	if len(rs) < 2 {
@@ -221,9 +178,9 @@ func printTable(rs []result) {
 	a, b := rs[len(rs)-2], rs[len(rs)-1]
 	from, to := a.pipelines*benchgen.StepsPerPipeline, b.pipelines*benchgen.StepsPerPipeline
 	fmt.Printf("\nGrowth %d -> %d steps (cold, wall / cpu): weir plan %s / %s, weir validate %s / %s, cue export %s / %s\n", from, to,
-		ratio(b.cold.wall.Seconds(), a.cold.wall.Seconds()), ratio(b.cold.cpu.Seconds(), a.cold.cpu.Seconds()),
-		ratio(b.valCold.wall.Seconds(), a.valCold.wall.Seconds()), ratio(b.valCold.cpu.Seconds(), a.valCold.cpu.Seconds()),
-		ratio(b.cue.wall.Seconds(), a.cue.wall.Seconds()), ratio(b.cue.cpu.Seconds(), a.cue.cpu.Seconds()))
+		ratio(b.cold.Wall.Seconds(), a.cold.Wall.Seconds()), ratio(b.cold.CPU.Seconds(), a.cold.CPU.Seconds()),
+		ratio(b.valCold.Wall.Seconds(), a.valCold.Wall.Seconds()), ratio(b.valCold.CPU.Seconds(), a.valCold.CPU.Seconds()),
+		ratio(b.cue.Wall.Seconds(), a.cue.Wall.Seconds()), ratio(b.cue.CPU.Seconds(), a.cue.CPU.Seconds()))
 	check := func(name string, got, limit float64) {
 		mark := "met"
 		if got > limit {
@@ -237,10 +194,10 @@ func printTable(rs []result) {
 		cold, warm sample
 		prev       sample
 	}{{"weir plan", b.cold, b.warm, a.cold}, {"weir validate", b.valCold, b.valWarm, a.valCold}} {
-		check(c.name+" cold / cue export, time", c.cold.wall.Seconds()/b.cue.wall.Seconds(), targetColdTime)
-		check(c.name+" cold / cue export, peak memory", float64(c.cold.rssKB)/float64(b.cue.rssKB), targetColdMem)
-		check(c.name+" warm / cue export, time", c.warm.wall.Seconds()/b.cue.wall.Seconds(), targetWarmTime)
-		check(c.name+" cold, growth", c.cold.wall.Seconds()/c.prev.wall.Seconds(), targetGrowth)
+		check(c.name+" cold / cue export, time", c.cold.Wall.Seconds()/b.cue.Wall.Seconds(), targetColdTime)
+		check(c.name+" cold / cue export, peak memory", float64(c.cold.RSSKB)/float64(b.cue.RSSKB), targetColdMem)
+		check(c.name+" warm / cue export, time", c.warm.Wall.Seconds()/b.cue.Wall.Seconds(), targetWarmTime)
+		check(c.name+" cold, growth", c.cold.Wall.Seconds()/c.prev.Wall.Seconds(), targetGrowth)
 	}
 }
 

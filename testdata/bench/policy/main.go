@@ -34,12 +34,21 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"weir.dev/weir/schema"
 	"weir.dev/weir/testdata/bench/benchgen"
+	"weir.dev/weir/testdata/bench/timing"
 )
+
+// sample is one timed run (testdata/bench/timing).
+type sample = timing.Sample
+
+// measure times a command; exit status 1 is a result (policy denials), not
+// a failure.
+func measure(dir, name string, args ...string) (sample, error) {
+	return timing.MeasureExit([]int{1}, dir, name, args...)
+}
 
 // The targets at 10,000 steps.
 const (
@@ -49,11 +58,6 @@ const (
 
 // changedTrainings is how many pipelines the head revision changes.
 const changedTrainings = 10
-
-type sample struct {
-	wall, cpu time.Duration
-	rssKB     int64
-}
 
 func main() {
 	weir := flag.String("weir", "bin/weir", "the weir binary")
@@ -314,50 +318,10 @@ func checkReview(dir, weir string) (int, error) {
 	return 0, fmt.Errorf("weir review of %d changed trainings reports no step re-running", changedTrainings)
 }
 
-// measure runs a command in dir and reads its wall time, CPU time and peak
-// resident memory. Exit status 1 is a result (policy denials), not a
-// failure.
-func measure(dir, name string, args ...string) (sample, error) {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
-	if err != nil && cmd.ProcessState.ExitCode() != 1 {
-		return sample{}, fmt.Errorf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, stderr.String())
-	}
-	s := sample{wall: wall, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.rssKB = ru.Maxrss // kilobytes on Linux
-		if runtime.GOOS == "darwin" {
-			s.rssKB /= 1024 // bytes on macOS
-		}
-	}
-	return s, nil
-}
-
-func median(ss []sample) sample {
-	pick := func(get func(sample) int64) int64 {
-		v := make([]int64, len(ss))
-		for i, s := range ss {
-			v[i] = get(s)
-		}
-		slices.Sort(v)
-		return v[len(v)/2]
-	}
-	return sample{
-		wall:  time.Duration(pick(func(s sample) int64 { return int64(s.wall) })),
-		cpu:   time.Duration(pick(func(s sample) int64 { return int64(s.cpu) })),
-		rssKB: pick(func(s sample) int64 { return s.rssKB }),
-	}
-}
-
 func best(ss []sample) time.Duration {
-	b := ss[0].wall
+	b := ss[0].Wall
 	for _, s := range ss[1:] {
-		b = min(b, s.wall)
+		b = min(b, s.Wall)
 	}
 	return b
 }
@@ -372,21 +336,21 @@ func printTable(steps int, all map[string][]sample) {
 	for _, c := range []struct{ key, name string }{
 		{"check", "weir policy check"}, {"opa", "opa eval"}, {"review", "weir review"}, {"plan", "weir plan (cold)"},
 	} {
-		m := median(all[c.key])
-		rows = append(rows, []string{c.name, sec(m.wall), sec(best(all[c.key])), sec(m.cpu), strconv.FormatInt(m.rssKB/1024, 10)})
+		m := timing.Median(all[c.key])
+		rows = append(rows, []string{c.name, sec(m.Wall), sec(best(all[c.key])), sec(m.CPU), strconv.FormatInt(m.RSSKB/1024, 10)})
 	}
 	printRows(rows)
 
 	fmt.Printf("\nTargets at %d steps (ratio of median wall times; of best wall and of CPU times in brackets):\n", steps)
 	check := func(name, a, b string, limit float64) {
-		ma, mb := median(all[a]), median(all[b])
-		got := ma.wall.Seconds() / mb.wall.Seconds()
+		ma, mb := timing.Median(all[a]), timing.Median(all[b])
+		got := ma.Wall.Seconds() / mb.Wall.Seconds()
 		mark := "met"
 		if got > limit {
 			mark = "NOT met"
 		}
 		fmt.Printf("  %-32s %5.2fx  (best %.2fx, cpu %.2fx)  target <= %.2fx  %s\n", name, got,
-			best(all[a]).Seconds()/best(all[b]).Seconds(), ma.cpu.Seconds()/mb.cpu.Seconds(), limit, mark)
+			best(all[a]).Seconds()/best(all[b]).Seconds(), ma.CPU.Seconds()/mb.CPU.Seconds(), limit, mark)
 	}
 	check("weir policy check / opa eval", "check", "opa", targetCheck)
 	check("weir review / weir plan cold", "review", "plan", targetReview)
