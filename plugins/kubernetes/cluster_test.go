@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 
 	"weir.dev/weir/internal/k8stest"
 	"weir.dev/weir/runtime/backend"
@@ -347,11 +348,20 @@ func unmanagedNode(t *testing.T, cs kubernetes.Interface, name string) string {
 	require.NoError(t, err)
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "weir.dev/unmanaged", Effect: corev1.TaintEffectNoSchedule}}}}
-	n, err = cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
+	_, err = cs.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() { cs.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
-	n.Status = *model.Status.DeepCopy()
-	_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+	// The node controllers change a new node at once (taints): read it
+	// again when they got there first.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status = *model.Status.DeepCopy()
+		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
 	require.NoError(t, err)
 	return name
 }
