@@ -234,6 +234,21 @@ func specFiles(dir string) ([]string, diag.Diagnostics) {
 	return files, nil
 }
 
+// HasSpec reports whether a folder holds a spec file in any language
+// (whether it loads is Load's to say).
+func HasSpec(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if !e.IsDir() && specLang(e.Name()) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // specLang is the language of a spec file name, "" for other files.
 func specLang(name string) string {
 	switch {

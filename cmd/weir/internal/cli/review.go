@@ -18,6 +18,7 @@ import (
 
 	"weir.dev/weir/cmd/weir/internal/view"
 	"weir.dev/weir/compiler"
+	"weir.dev/weir/compiler/load"
 	"weir.dev/weir/compiler/policy"
 	"weir.dev/weir/schema"
 )
@@ -122,7 +123,7 @@ func review(ctx context.Context, dir, base, head string) (*view.ReviewReport, er
 // exportRevision writes the project folder as it is at rev into a temporary
 // folder, through git (git archive): the work tree is not touched.
 func exportRevision(ctx context.Context, dir, rev string) (string, func(), error) {
-	git := func(args ...string) ([]byte, error) {
+	gitIn := func(dir string, args ...string) ([]byte, error) {
 		c := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
 		var stderr bytes.Buffer
 		c.Stderr = &stderr
@@ -132,7 +133,9 @@ func exportRevision(ctx context.Context, dir, rev string) (string, func(), error
 		}
 		return out, nil
 	}
-	if _, err := git("rev-parse", "--show-toplevel"); err != nil {
+	git := func(args ...string) ([]byte, error) { return gitIn(dir, args...) }
+	top, err := git("rev-parse", "--show-toplevel")
+	if err != nil {
 		return "", nil, fmt.Errorf("%s is not in a git repository: weir review compares git revisions", dir)
 	}
 	if _, err := git("rev-parse", "--verify", "--quiet", rev+"^{commit}"); err != nil {
@@ -147,7 +150,9 @@ func exportRevision(ctx context.Context, dir, rev string) (string, func(), error
 	if p != "" {
 		treeish = rev + ":" + strings.TrimSuffix(p, "/")
 	}
-	data, err := git("archive", "--format=tar", treeish)
+	// From the top: in a subfolder, git archive would also restrict the
+	// tree to that subfolder's path inside it.
+	data, err := gitIn(strings.TrimSpace(string(top)), "archive", "--format=tar", treeish)
 	if err != nil {
 		return "", nil, fmt.Errorf("revision %q has no folder %s: %v", rev, p, err)
 	}
@@ -160,14 +165,13 @@ func exportRevision(ctx context.Context, dir, rev string) (string, func(), error
 		cleanup()
 		return "", nil, err
 	}
-	m, _ := filepath.Glob(filepath.Join(tmp, "*.cue"))
-	if len(m) == 0 {
+	if !load.HasSpec(tmp) {
 		cleanup()
 		where := p
 		if where == "" {
 			where = "the repository root"
 		}
-		return "", nil, fmt.Errorf("revision %q has no spec (no .cue file in %s)", rev, where)
+		return "", nil, fmt.Errorf("revision %q has no spec (no .cue or .hcl file, nor weir.jsonnet, in %s)", rev, where)
 	}
 	return tmp, cleanup, nil
 }
