@@ -64,6 +64,18 @@ func (b *Backend) Check(ctx context.Context, steps []*weirschema.Step) []error {
 	if len(run) == 0 {
 		return nil
 	}
+	// What the settings alone refuse, cluster or not.
+	var refused []error
+	said := map[string]bool{} // a backend's missing registry, said once
+	for _, s := range run {
+		if err := filesNeeds(cfg, s.Address, len(s.Inputs) > 0, len(s.Outputs) > 0, s.Run.Code != ""); err != nil && !said[err.Error()] {
+			said[err.Error()] = true
+			refused = append(refused, &CheckError{Step: s.Address, Err: err})
+		}
+	}
+	if len(refused) > 0 {
+		return refused
+	}
 	if _, err := RESTConfig(cfg); err != nil {
 		var ce *ClusterError
 		if errors.As(err, &ce) && ce.NoConfig {

@@ -363,3 +363,23 @@ func TestFakeBucketLauncher(t *testing.T) {
 	assert.Equal(t, backend.StateFailed, r.State)
 	assert.Contains(t, r.Message, "collecting the outputs from the bucket")
 }
+
+// What the backend's settings cannot carry is refused at plan time, before
+// any cluster is asked: files without a bucket (per step), a bucket without
+// a registry (once for the backend).
+func TestCheckRefusesFilesTheSettingsCannotCarry(t *testing.T) {
+	step := func(addr string) *schema.Step {
+		return &schema.Step{Address: addr, Kind: "train", Outputs: []string{"model"},
+			Run: &schema.StepRun{Image: "python", Command: []string{"python3", "train.py"}, Code: "./train"}}
+	}
+	b, _ := fakeBackend(t, &schema.Backend{Kind: "kubernetes"})
+	errs := b.Check(context.Background(), []*schema.Step{step("training.a")})
+	require.Len(t, errs, 1)
+	assert.Equal(t, "training.a", errs[0].(*CheckError).Step)
+	assert.ErrorContains(t, errs[0], "step training.a has outputs and a code folder, which a cluster cannot read from this machine: set config.bucket")
+
+	b, _ = fakeBackend(t, &schema.Backend{Kind: "kubernetes", Config: map[string]any{"bucket": "file:///b"}})
+	errs = b.Check(context.Background(), []*schema.Step{step("training.a"), step("training.b")})
+	require.Len(t, errs, 1, "the missing registry is the backend's, said once")
+	assert.ErrorContains(t, errs[0], "has config.bucket, so each step runs in an image weir derives (its image, code folder and the launcher) and pushes, but the backend names no registry")
+}

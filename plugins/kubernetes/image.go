@@ -116,14 +116,11 @@ func (c *imageCache) stepImage(ctx context.Context, cfg *Config, t *backend.Task
 		}
 		codeDir = t.Dir
 	}
-	if cfg.Launcher == LauncherInImage {
-		if codeDir != "" {
-			return "", "", fmt.Errorf("step %s has a code folder (run.code), but backend %s sets config.launcher to %q, so weir derives no image to carry it: build the code into the image, or leave config.launcher out and set registry", t.Step, cfg.Name, LauncherInImage)
-		}
-		return c.pinned(t), "", nil
+	if err := filesNeeds(cfg, t.Step, len(t.Inputs) > 0, len(t.Outputs) > 0, codeDir != ""); err != nil {
+		return "", "", err
 	}
-	if cfg.Registry == "" {
-		return "", "", fmt.Errorf("backend %s has config.bucket, so each step runs in an image weir derives (its image, code folder and the launcher) and pushes, but the backend names no registry: set registry in backend %s (e.g. registry: \"ghcr.io/acme/weir\"), or set config.launcher to %q when the step images already carry the launcher", cfg.Name, cfg.Name, LauncherInImage)
+	if cfg.Launcher == LauncherInImage {
+		return c.pinned(t), "", nil
 	}
 	if t.Image == "" {
 		return "", "", fmt.Errorf("step %s names no image (run.image): the kubernetes backend runs steps in containers", t.Step)
@@ -399,4 +396,41 @@ func elfArch(b []byte) string {
 		return "arm64"
 	}
 	return ""
+}
+
+// filesNeeds says what a step's files need of the backend's settings: a
+// cluster cannot read this machine's folders, so inputs, outputs and a
+// code folder need config.bucket (the launcher moves them), and with a
+// bucket weir derives each step's image, which needs a registry to push it
+// to (unless config.launcher says the images carry the launcher, which then
+// cannot carry a code folder). Submit refuses with it at apply and Check
+// at plan time.
+func filesNeeds(cfg *Config, step string, inputs, outputs, code bool) error {
+	if cfg.Bucket == "" {
+		var what []string
+		if inputs {
+			what = append(what, "inputs")
+		}
+		if outputs {
+			what = append(what, "outputs")
+		}
+		if code {
+			what = append(what, "a code folder")
+		}
+		if len(what) == 0 {
+			return nil
+		}
+		return fmt.Errorf("step %s has %s, which a cluster cannot read from this machine: set config.bucket and registry in backend %s so the launcher moves them through object storage (and the code folder travels in an image weir derives), or build them into the image",
+			step, strings.Join(what, " and "), cfg.Name)
+	}
+	if cfg.Launcher == LauncherInImage {
+		if code {
+			return fmt.Errorf("step %s has a code folder (run.code), but backend %s sets config.launcher to %q, so weir derives no image to carry it: build the code into the image, or leave config.launcher out and set registry", step, cfg.Name, LauncherInImage)
+		}
+		return nil
+	}
+	if cfg.Registry == "" {
+		return fmt.Errorf("backend %s has config.bucket, so each step runs in an image weir derives (its image, code folder and the launcher) and pushes, but the backend names no registry: set registry in backend %s (e.g. registry: \"ghcr.io/acme/weir\"), or set config.launcher to %q when the step images already carry the launcher", cfg.Name, cfg.Name, LauncherInImage)
+	}
+	return nil
 }

@@ -254,19 +254,9 @@ func taskInput(cfg *Config, t *backend.Task, info stepInfo) (*jobInput, *corev1.
 		return backend.ContainerPath(work, p, Root)
 	}
 	if cfg.Bucket == "" {
-		var what []string
-		if len(t.Inputs) > 0 {
-			what = append(what, "inputs")
-		}
-		if len(t.Outputs) > 0 {
-			what = append(what, "outputs")
-		}
-		if t.Dir != "" && filepath.Clean(t.Dir) != work {
-			what = append(what, "a code folder")
-		}
-		if len(what) > 0 {
-			return nil, nil, fmt.Errorf("step %s has %s, which a cluster cannot read from this machine: set config.bucket and registry in backend %s so the launcher moves them through object storage (and the code folder travels in an image weir derives), or build them into the image",
-				t.Step, strings.Join(what, " and "), cfg.Name)
+		code := t.Dir != "" && filepath.Clean(t.Dir) != work
+		if err := filesNeeds(cfg, t.Step, len(t.Inputs) > 0, len(t.Outputs) > 0, code); err != nil {
+			return nil, nil, err
 		}
 	}
 	in := &jobInput{address: t.Step, kind: info.kind, element: info.element, image: t.Image, argv: t.Argv, workingDir: Root,
