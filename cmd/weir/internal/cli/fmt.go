@@ -20,9 +20,9 @@ func newFmtCmd() *cobra.Command {
 	var check bool
 	cmd := &cobra.Command{
 		Use:   "fmt [DIR|FILE...]",
-		Short: "Format .cue spec files the canonical way",
+		Short: "Format spec files the canonical way (CUE, HCL, Jsonnet)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files, err := cueFiles(args)
+			files, err := specFileArgs(args)
 			if err != nil {
 				return err
 			}
@@ -63,7 +63,9 @@ func newFmtCmd() *cobra.Command {
 	return cmd
 }
 
-func cueFiles(args []string) ([]string, error) {
+// specFileArgs lists the files weir fmt formats: those named, and the
+// spec files of the folders named (the current one by default).
+func specFileArgs(args []string) ([]string, error) {
 	if len(args) == 0 {
 		args = []string{"."}
 	}
@@ -77,8 +79,15 @@ func cueFiles(args []string) ([]string, error) {
 			files = append(files, a)
 			continue
 		}
-		m, _ := filepath.Glob(filepath.Join(a, "*.cue"))
-		files = append(files, m...)
+		ents, err := os.ReadDir(a)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			if !e.IsDir() && load.IsSpecFile(e.Name()) {
+				files = append(files, filepath.Join(a, e.Name()))
+			}
+		}
 	}
 	sort.Strings(files)
 	return files, nil
