@@ -90,8 +90,10 @@ func alive(d daemon) bool {
 	if err != nil {
 		return false
 	}
+	// A process whose exec is still under way shows an empty command line
+	// for a moment (seen right after Start returns): its stat says more.
 	args := bytes.SplitN(cmdline, []byte{0}, 3)
-	if string(args[0]) != d.Path && (len(args) < 2 || string(args[1]) != d.Path) {
+	if len(cmdline) > 0 && string(args[0]) != d.Path && (len(args) < 2 || string(args[1]) != d.Path) {
 		return false
 	}
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID))
