@@ -13,7 +13,10 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sschema "k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -463,4 +466,41 @@ func TestClusterAPIServerRestart(t *testing.T) {
 	counts, err := c.RequestCounts(ctx)
 	require.NoError(t, err)
 	assert.Positive(t, counts["WATCH jobs"], "the informers watch again after the restart")
+}
+
+// TestClusterKueueLocalQueue: with Kueue's LocalQueue API installed (its
+// CRD from the kueue module, testdata/kueue), Check says at plan time that
+// the backend's queue does not exist in its namespace, and is satisfied
+// once it does. Kueue's controller is not installed: admission itself is
+// not shown (TestClusterKueueQueue shows the suspended Job waiting).
+func TestClusterKueueLocalQueue(t *testing.T) {
+	c, cl := clusterClients(t)
+	const crd = "localqueues.kueue.x-k8s.io"
+	served := func() (bool, error) {
+		_, err := cl.Kube.Discovery().ServerResourcesForGroupVersion(KueueGroup + "/v1beta2")
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	installCRD(t, cl, "testdata/kueue/localqueues-crd.yaml.gz", crd, served)
+	t.Cleanup(func() { removeCRD(t, cl, crd, served) })
+
+	b, _, ns := realBackend(t, c, &schema.Backend{Kind: "kubernetes", Queue: "team-a"})
+	ctx := context.Background()
+	steps := []*schema.Step{{Address: "tasks.queued", Run: &schema.StepRun{Image: "x", Command: []string{"x"}}}}
+	errs := b.Check(ctx, steps)
+	require.Len(t, errs, 1)
+	assert.Equal(t, "backend k8s: Kueue LocalQueue team-a does not exist in namespace "+ns, errs[0].Error())
+	assert.False(t, errs[0].(*CheckError).IsWarning(), "a missing queue is an error: the Jobs would wait forever")
+
+	lq := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": KueueGroup + "/v1beta2", "kind": "LocalQueue",
+		"metadata": map[string]any{"name": "team-a", "namespace": ns},
+		"spec":     map[string]any{"clusterQueue": "cluster-queue"},
+	}}
+	gvr := k8sschema.GroupVersionResource{Group: KueueGroup, Version: "v1beta2", Resource: "localqueues"}
+	_, err := cl.Dynamic.Resource(gvr).Namespace(ns).Create(ctx, lq, metav1.CreateOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, b.Check(ctx, steps))
 }

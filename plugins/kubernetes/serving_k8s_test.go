@@ -83,21 +83,21 @@ func gatewayServed(c Clients) (bool, error) {
 // and waits until discovery no longer serves it.
 func removeHTTPRoutes(t *testing.T, c Clients) {
 	t.Helper()
-	err := c.Dynamic.Resource(crdGVR).Delete(context.Background(), httpRouteCRD, metav1.DeleteOptions{})
-	if err != nil && !isNotFound(err) {
-		t.Fatal(err)
-	}
-	waitFor(t, time.Minute, "HTTPRoute CRD gone from discovery", func() (bool, error) {
-		ok, err := gatewayServed(c)
-		return !ok, err
-	})
+	removeCRD(t, c, httpRouteCRD, func() (bool, error) { return gatewayServed(c) })
 }
 
 // installHTTPRoutes installs the CRD from the gateway-api module's
 // standard channel (testdata/serving) and waits until it is served.
 func installHTTPRoutes(t *testing.T, c Clients) {
 	t.Helper()
-	f, err := os.Open("testdata/serving/httproutes-crd.yaml.gz")
+	installCRD(t, c, "testdata/serving/httproutes-crd.yaml.gz", httpRouteCRD, func() (bool, error) { return gatewayServed(c) })
+}
+
+// installCRD applies a gzipped CustomResourceDefinition from testdata and
+// waits until served says the API serves it.
+func installCRD(t *testing.T, c Clients, file, name string, served func() (bool, error)) {
+	t.Helper()
+	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +115,25 @@ func installHTTPRoutes(t *testing.T, c Clients) {
 		t.Fatal(err)
 	}
 	u := &unstructured.Unstructured{Object: obj}
-	if _, err := c.Dynamic.Resource(crdGVR).Apply(context.Background(), httpRouteCRD, u,
+	if _, err := c.Dynamic.Resource(crdGVR).Apply(context.Background(), name, u,
 		metav1.ApplyOptions{FieldManager: "weir-test", Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "HTTPRoute CRD served", func() (bool, error) { return gatewayServed(c) })
+	waitFor(t, time.Minute, name+" served", served)
+}
+
+// removeCRD deletes a CustomResourceDefinition if present and waits until
+// served says the API no longer serves it.
+func removeCRD(t *testing.T, c Clients, name string, served func() (bool, error)) {
+	t.Helper()
+	err := c.Dynamic.Resource(crdGVR).Delete(context.Background(), name, metav1.DeleteOptions{})
+	if err != nil && !isNotFound(err) {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, name+" gone from discovery", func() (bool, error) {
+		ok, err := served()
+		return !ok, err
+	})
 }
 
 func clusterService(rev string) *backend.Service {
