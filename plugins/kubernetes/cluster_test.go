@@ -454,7 +454,10 @@ func TestClusterAPIServerRestart(t *testing.T) {
 			t.Fatal("a step's end was lost across the restart")
 		}
 	}
-	// A step submitted after the restart goes through the same informers.
+	// A step submitted after the restart goes through the same informers:
+	// its end can only reach Watch through their new watches. (The API
+	// server's request counters start again at its restart and count a
+	// watch once it ends, so they cannot show the open ones.)
 	id, err := b.Submit(ctx, testTask(t, "tasks.after"))
 	require.NoError(t, err)
 	_, name, _ := strings.Cut(id, "/")
@@ -463,9 +466,6 @@ func TestClusterAPIServerRestart(t *testing.T) {
 	r, err := b.Watch(ctx, id, nil)
 	require.NoError(t, err)
 	assert.Equal(t, backend.StateSucceeded, r.State, r.Message)
-	counts, err := c.RequestCounts(ctx)
-	require.NoError(t, err)
-	assert.Positive(t, counts["WATCH jobs"], "the informers watch again after the restart")
 }
 
 // TestClusterKueueLocalQueue: with Kueue's LocalQueue API installed (its
