@@ -165,7 +165,7 @@ func printTable(rs []result, langs []string) {
 			rows = append(rows, row)
 		}
 	}
-	printRows(rows)
+	timing.PrintTable(rows, 0)
 	last := rs[len(rs)-1]
 	fmt.Printf("\nTarget at %d steps: plan time within %.1fx of CUE's (wall; CPU shown too)\n", last.pipelines*benchgen.StepsPerPipeline, target)
 	for _, lang := range langs {
@@ -183,28 +183,6 @@ func printTable(rs []result, langs []string) {
 				mark = "NOT met"
 			}
 			fmt.Printf("  %-8s %s / cue: %5.2fx wall, %5.2fx cpu  %s\n", lang, c.name, wall, cpu, mark)
-		}
-	}
-}
-
-func printRows(rows [][]string) {
-	width := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, c := range r {
-			width[i] = max(width[i], len(c))
-		}
-	}
-	for i, r := range rows {
-		var b strings.Builder
-		for j, c := range r {
-			if j > 0 {
-				b.WriteString("  ")
-			}
-			fmt.Fprintf(&b, "%*s", width[j], c)
-		}
-		fmt.Println(b.String())
-		if i == 0 {
-			fmt.Println(strings.Repeat("-", b.Len()))
 		}
 	}
 }

@@ -171,7 +171,7 @@ func printTable(rs []result) {
 		}
 		rows = append(rows, []string{steps, "cue export", sec(r.cue.Wall), sec(r.cue.CPU), mb(r.cue.RSSKB), "", "", "", "", "", ""})
 	}
-	printRows(rows)
+	timing.PrintTable(rows, 0)
 	if len(rs) < 2 {
 		return
 	}
@@ -198,28 +198,6 @@ func printTable(rs []result) {
 		check(c.name+" cold / cue export, peak memory", float64(c.cold.RSSKB)/float64(b.cue.RSSKB), targetColdMem)
 		check(c.name+" warm / cue export, time", c.warm.Wall.Seconds()/b.cue.Wall.Seconds(), targetWarmTime)
 		check(c.name+" cold, growth", c.cold.Wall.Seconds()/c.prev.Wall.Seconds(), targetGrowth)
-	}
-}
-
-func printRows(rows [][]string) {
-	width := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, c := range r {
-			width[i] = max(width[i], len(c))
-		}
-	}
-	for i, r := range rows {
-		var b strings.Builder
-		for j, c := range r {
-			if j > 0 {
-				b.WriteString("  ")
-			}
-			fmt.Fprintf(&b, "%*s", width[j], c)
-		}
-		fmt.Println(b.String())
-		if i == 0 {
-			fmt.Println(strings.Repeat("-", b.Len()))
-		}
 	}
 }
 

@@ -339,7 +339,7 @@ func printTable(steps int, all map[string][]sample) {
 		m := timing.Median(all[c.key])
 		rows = append(rows, []string{c.name, sec(m.Wall), sec(best(all[c.key])), sec(m.CPU), strconv.FormatInt(m.RSSKB/1024, 10)})
 	}
-	printRows(rows)
+	timing.PrintTable(rows, 1)
 
 	fmt.Printf("\nTargets at %d steps (ratio of median wall times; of best wall and of CPU times in brackets):\n", steps)
 	check := func(name, a, b string, limit float64) {
@@ -354,32 +354,6 @@ func printTable(steps int, all map[string][]sample) {
 	}
 	check("weir policy check / opa eval", "check", "opa", targetCheck)
 	check("weir review / weir plan cold", "review", "plan", targetReview)
-}
-
-func printRows(rows [][]string) {
-	width := make([]int, len(rows[0]))
-	for _, r := range rows {
-		for i, c := range r {
-			width[i] = max(width[i], len(c))
-		}
-	}
-	for i, r := range rows {
-		var b strings.Builder
-		for j, c := range r {
-			if j > 0 {
-				b.WriteString("  ")
-			}
-			if j == 0 {
-				fmt.Fprintf(&b, "%-*s", width[j], c)
-			} else {
-				fmt.Fprintf(&b, "%*s", width[j], c)
-			}
-		}
-		fmt.Println(b.String())
-		if i == 0 {
-			fmt.Println(strings.Repeat("-", b.Len()))
-		}
-	}
 }
 
 // output runs a command in dir (the current folder when empty) and returns

@@ -67,3 +67,32 @@ func Median(ss []Sample) Sample {
 		RSSKB: pick(func(s Sample) int64 { return s.RSSKB }),
 	}
 }
+
+// PrintTable prints rows as a table on standard output: columns padded to
+// their widest cell, right-aligned but for the first left ones, the first
+// row a header underlined with dashes.
+func PrintTable(rows [][]string, left int) {
+	width := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			width[i] = max(width[i], len(c))
+		}
+	}
+	for i, r := range rows {
+		var b strings.Builder
+		for j, c := range r {
+			if j > 0 {
+				b.WriteString("  ")
+			}
+			if j < left {
+				fmt.Fprintf(&b, "%-*s", width[j], c)
+			} else {
+				fmt.Fprintf(&b, "%*s", width[j], c)
+			}
+		}
+		fmt.Println(b.String())
+		if i == 0 {
+			fmt.Println(strings.Repeat("-", b.Len()))
+		}
+	}
+}
