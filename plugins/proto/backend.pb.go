@@ -232,8 +232,11 @@ type DescribeResponse struct {
 	// max_parallelism is how many tasks may run at once (0: no limit).
 	MaxParallelism int32 `protobuf:"varint,6,opt,name=max_parallelism,json=maxParallelism,proto3" json:"max_parallelism,omitempty"`
 	// Prices for cost estimates, in the project's currency.
-	CpuHourPrice  float64 `protobuf:"fixed64,7,opt,name=cpu_hour_price,json=cpuHourPrice,proto3" json:"cpu_hour_price,omitempty"`
-	GpuHourPrice  float64 `protobuf:"fixed64,8,opt,name=gpu_hour_price,json=gpuHourPrice,proto3" json:"gpu_hour_price,omitempty"`
+	CpuHourPrice float64 `protobuf:"fixed64,7,opt,name=cpu_hour_price,json=cpuHourPrice,proto3" json:"cpu_hour_price,omitempty"`
+	GpuHourPrice float64 `protobuf:"fixed64,8,opt,name=gpu_hour_price,json=gpuHourPrice,proto3" json:"gpu_hour_price,omitempty"`
+	// tasks_stream says the plugin serves Tasks; Weir then runs every task
+	// over it instead of calling Run per task.
+	TasksStream   bool `protobuf:"varint,9,opt,name=tasks_stream,json=tasksStream,proto3" json:"tasks_stream,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -322,6 +325,13 @@ func (x *DescribeResponse) GetGpuHourPrice() float64 {
 		return x.GpuHourPrice
 	}
 	return 0
+}
+
+func (x *DescribeResponse) GetTasksStream() bool {
+	if x != nil {
+		return x.TasksStream
+	}
+	return false
 }
 
 type LowerRequest struct {
@@ -1145,6 +1155,334 @@ func (x *Result) GetDurationNanos() int64 {
 	return 0
 }
 
+// TaskRequest is one message from Weir on the Tasks stream.
+type TaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is Weir's number for the task on this stream: unique among the
+	// stream's submits, never 0. The plugin tags the task's events with it.
+	Ref uint64 `protobuf:"varint,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*TaskRequest_Submit
+	//	*TaskRequest_StopWatching
+	Request       isTaskRequest_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskRequest) Reset() {
+	*x = TaskRequest{}
+	mi := &file_backend_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskRequest) ProtoMessage() {}
+
+func (x *TaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskRequest.ProtoReflect.Descriptor instead.
+func (*TaskRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TaskRequest) GetRef() uint64 {
+	if x != nil {
+		return x.Ref
+	}
+	return 0
+}
+
+func (x *TaskRequest) GetRequest() isTaskRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *TaskRequest) GetSubmit() *SubmitRequest {
+	if x != nil {
+		if x, ok := x.Request.(*TaskRequest_Submit); ok {
+			return x.Submit
+		}
+	}
+	return nil
+}
+
+func (x *TaskRequest) GetStopWatching() *StopWatching {
+	if x != nil {
+		if x, ok := x.Request.(*TaskRequest_StopWatching); ok {
+			return x.StopWatching
+		}
+	}
+	return nil
+}
+
+type isTaskRequest_Request interface {
+	isTaskRequest_Request()
+}
+
+type TaskRequest_Submit struct {
+	// submit starts a task, as Submit does; the plugin answers with a
+	// TaskEvent holding submitted (the task's ID) or error, then streams
+	// the task's events until its result.
+	Submit *SubmitRequest `protobuf:"bytes,2,opt,name=submit,proto3,oneof"`
+}
+
+type TaskRequest_StopWatching struct {
+	// stop_watching stops sending the events of the task submitted as ref
+	// (Weir's watch ended before the task), never the task: Watch can
+	// follow it again by its ID. The plugin sends nothing more for ref.
+	StopWatching *StopWatching `protobuf:"bytes,3,opt,name=stop_watching,json=stopWatching,proto3,oneof"`
+}
+
+func (*TaskRequest_Submit) isTaskRequest_Request() {}
+
+func (*TaskRequest_StopWatching) isTaskRequest_Request() {}
+
+type StopWatching struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopWatching) Reset() {
+	*x = StopWatching{}
+	mi := &file_backend_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopWatching) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopWatching) ProtoMessage() {}
+
+func (x *StopWatching) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopWatching.ProtoReflect.Descriptor instead.
+func (*StopWatching) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{17}
+}
+
+// TaskEvents are events of the tasks on a Tasks stream, in order for each
+// task; a plugin may put the events of several tasks in one message.
+type TaskEvents struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*TaskEvent           `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskEvents) Reset() {
+	*x = TaskEvents{}
+	mi := &file_backend_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskEvents) ProtoMessage() {}
+
+func (x *TaskEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskEvents.ProtoReflect.Descriptor instead.
+func (*TaskEvents) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *TaskEvents) GetEvents() []*TaskEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// TaskEvent is one event of the task Weir submitted as ref: its ID first
+// (submitted), then what Watch would send, the result last; or an error,
+// which ends the task's events (Submit or Watch failed).
+type TaskEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ref   uint64                 `protobuf:"varint,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	// Types that are valid to be assigned to Event:
+	//
+	//	*TaskEvent_Watch
+	//	*TaskEvent_Error
+	Event         isTaskEvent_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskEvent) Reset() {
+	*x = TaskEvent{}
+	mi := &file_backend_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskEvent) ProtoMessage() {}
+
+func (x *TaskEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
+func (*TaskEvent) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TaskEvent) GetRef() uint64 {
+	if x != nil {
+		return x.Ref
+	}
+	return 0
+}
+
+func (x *TaskEvent) GetEvent() isTaskEvent_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetWatch() *WatchEvent {
+	if x != nil {
+		if x, ok := x.Event.(*TaskEvent_Watch); ok {
+			return x.Watch
+		}
+	}
+	return nil
+}
+
+func (x *TaskEvent) GetError() *TaskError {
+	if x != nil {
+		if x, ok := x.Event.(*TaskEvent_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isTaskEvent_Event interface {
+	isTaskEvent_Event()
+}
+
+type TaskEvent_Watch struct {
+	Watch *WatchEvent `protobuf:"bytes,2,opt,name=watch,proto3,oneof"`
+}
+
+type TaskEvent_Error struct {
+	Error *TaskError `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*TaskEvent_Watch) isTaskEvent_Event() {}
+
+func (*TaskEvent_Error) isTaskEvent_Event() {}
+
+// TaskError is the error of a task's Submit or Watch: the gRPC status code
+// and message the call would have returned.
+type TaskError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskError) Reset() {
+	*x = TaskError{}
+	mi := &file_backend_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskError) ProtoMessage() {}
+
+func (x *TaskError) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
+func (*TaskError) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TaskError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *TaskError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type CancelRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1156,7 +1494,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1506,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1519,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{16}
+	return file_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -1206,7 +1544,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1556,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1569,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{22}
 }
 
 // Service is one revision of a long-lived service (a model server).
@@ -1259,7 +1597,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1609,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1622,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Service) GetName() string {
@@ -1391,7 +1729,7 @@ type Deployment struct {
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1741,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1754,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Deployment) GetId() string {
@@ -1459,7 +1797,7 @@ type Revision struct {
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1809,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1822,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{20}
+	return file_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Revision) GetName() string {
@@ -1518,7 +1856,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1868,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1881,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{21}
+	return file_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Split) GetRevision() string {
@@ -1569,7 +1907,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1581,7 +1919,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1594,7 +1932,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{22}
+	return file_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeployRequest) GetService() *Service {
@@ -1613,7 +1951,7 @@ type DeployResponse struct {
 
 func (x *DeployResponse) Reset() {
 	*x = DeployResponse{}
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1625,7 +1963,7 @@ func (x *DeployResponse) String() string {
 func (*DeployResponse) ProtoMessage() {}
 
 func (x *DeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1638,7 +1976,7 @@ func (x *DeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployResponse.ProtoReflect.Descriptor instead.
 func (*DeployResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{23}
+	return file_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeployResponse) GetDeployment() *Deployment {
@@ -1658,7 +1996,7 @@ type SetTrafficRequest struct {
 
 func (x *SetTrafficRequest) Reset() {
 	*x = SetTrafficRequest{}
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1670,7 +2008,7 @@ func (x *SetTrafficRequest) String() string {
 func (*SetTrafficRequest) ProtoMessage() {}
 
 func (x *SetTrafficRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1683,7 +2021,7 @@ func (x *SetTrafficRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrafficRequest.ProtoReflect.Descriptor instead.
 func (*SetTrafficRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{24}
+	return file_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetTrafficRequest) GetId() string {
@@ -1709,7 +2047,7 @@ type SetTrafficResponse struct {
 
 func (x *SetTrafficResponse) Reset() {
 	*x = SetTrafficResponse{}
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +2059,7 @@ func (x *SetTrafficResponse) String() string {
 func (*SetTrafficResponse) ProtoMessage() {}
 
 func (x *SetTrafficResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +2072,7 @@ func (x *SetTrafficResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrafficResponse.ProtoReflect.Descriptor instead.
 func (*SetTrafficResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{25}
+	return file_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetTrafficResponse) GetDeployment() *Deployment {
@@ -1754,7 +2092,7 @@ type UndeployRequest struct {
 
 func (x *UndeployRequest) Reset() {
 	*x = UndeployRequest{}
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1766,7 +2104,7 @@ func (x *UndeployRequest) String() string {
 func (*UndeployRequest) ProtoMessage() {}
 
 func (x *UndeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1779,7 +2117,7 @@ func (x *UndeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployRequest.ProtoReflect.Descriptor instead.
 func (*UndeployRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{26}
+	return file_backend_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UndeployRequest) GetId() string {
@@ -1804,7 +2142,7 @@ type UndeployResponse struct {
 
 func (x *UndeployResponse) Reset() {
 	*x = UndeployResponse{}
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2154,7 @@ func (x *UndeployResponse) String() string {
 func (*UndeployResponse) ProtoMessage() {}
 
 func (x *UndeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2167,7 @@ func (x *UndeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployResponse.ProtoReflect.Descriptor instead.
 func (*UndeployResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{27}
+	return file_backend_proto_rawDescGZIP(), []int{32}
 }
 
 var File_backend_proto protoreflect.FileDescriptor
@@ -1841,7 +2179,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rsettings_json\x18\x02 \x01(\fR\fsettingsJson\"\x13\n" +
 	"\x11ConfigureResponse\"\x11\n" +
-	"\x0fDescribeRequest\"\x90\x02\n" +
+	"\x0fDescribeRequest\"\xb3\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12)\n" +
@@ -1850,7 +2188,8 @@ const file_backend_proto_rawDesc = "" +
 	"\bservices\x18\x05 \x01(\bR\bservices\x12'\n" +
 	"\x0fmax_parallelism\x18\x06 \x01(\x05R\x0emaxParallelism\x12$\n" +
 	"\x0ecpu_hour_price\x18\a \x01(\x01R\fcpuHourPrice\x12$\n" +
-	"\x0egpu_hour_price\x18\b \x01(\x01R\fgpuHourPrice\"+\n" +
+	"\x0egpu_hour_price\x18\b \x01(\x01R\fgpuHourPrice\x12!\n" +
+	"\ftasks_stream\x18\t \x01(\bR\vtasksStream\"+\n" +
 	"\fLowerRequest\x12\x1b\n" +
 	"\tstep_json\x18\x01 \x01(\fR\bstepJson\",\n" +
 	"\rLowerResponse\x12\x1b\n" +
@@ -1912,7 +2251,24 @@ const file_backend_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\x0e2\x16.weir.backend.v1.StateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12%\n" +
-	"\x0eduration_nanos\x18\x04 \x01(\x03R\rdurationNanos\"@\n" +
+	"\x0eduration_nanos\x18\x04 \x01(\x03R\rdurationNanos\"\xaa\x01\n" +
+	"\vTaskRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\x04R\x03ref\x128\n" +
+	"\x06submit\x18\x02 \x01(\v2\x1e.weir.backend.v1.SubmitRequestH\x00R\x06submit\x12D\n" +
+	"\rstop_watching\x18\x03 \x01(\v2\x1d.weir.backend.v1.StopWatchingH\x00R\fstopWatchingB\t\n" +
+	"\arequest\"\x0e\n" +
+	"\fStopWatching\"@\n" +
+	"\n" +
+	"TaskEvents\x122\n" +
+	"\x06events\x18\x01 \x03(\v2\x1a.weir.backend.v1.TaskEventR\x06events\"\x8f\x01\n" +
+	"\tTaskEvent\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\x04R\x03ref\x123\n" +
+	"\x05watch\x18\x02 \x01(\v2\x1b.weir.backend.v1.WatchEventH\x00R\x05watch\x122\n" +
+	"\x05error\x18\x03 \x01(\v2\x1a.weir.backend.v1.TaskErrorH\x00R\x05errorB\a\n" +
+	"\x05event\"9\n" +
+	"\tTaskError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"@\n" +
 	"\rCancelRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vgrace_nanos\x18\x02 \x01(\x03R\n" +
@@ -1976,14 +2332,15 @@ const file_backend_proto_rawDesc = "" +
 	"\rSTATE_RUNNING\x10\x02\x12\x13\n" +
 	"\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n" +
 	"\fSTATE_FAILED\x10\x04\x12\x13\n" +
-	"\x0fSTATE_CANCELLED\x10\x052\x8c\x06\n" +
+	"\x0fSTATE_CANCELLED\x10\x052\xd4\x06\n" +
 	"\aBackend\x12R\n" +
 	"\tConfigure\x12!.weir.backend.v1.ConfigureRequest\x1a\".weir.backend.v1.ConfigureResponse\x12O\n" +
 	"\bDescribe\x12 .weir.backend.v1.DescribeRequest\x1a!.weir.backend.v1.DescribeResponse\x12F\n" +
 	"\x05Lower\x12\x1d.weir.backend.v1.LowerRequest\x1a\x1e.weir.backend.v1.LowerResponse\x12I\n" +
 	"\x06Submit\x12\x1e.weir.backend.v1.SubmitRequest\x1a\x1f.weir.backend.v1.SubmitResponse\x12E\n" +
 	"\x05Watch\x12\x1d.weir.backend.v1.WatchRequest\x1a\x1b.weir.backend.v1.WatchEvent0\x01\x12D\n" +
-	"\x03Run\x12\x1e.weir.backend.v1.SubmitRequest\x1a\x1b.weir.backend.v1.WatchEvent0\x01\x12I\n" +
+	"\x03Run\x12\x1e.weir.backend.v1.SubmitRequest\x1a\x1b.weir.backend.v1.WatchEvent0\x01\x12F\n" +
+	"\x05Tasks\x12\x1c.weir.backend.v1.TaskRequest\x1a\x1b.weir.backend.v1.TaskEvents(\x010\x01\x12I\n" +
 	"\x06Cancel\x12\x1e.weir.backend.v1.CancelRequest\x1a\x1f.weir.backend.v1.CancelResponse\x12I\n" +
 	"\x06Deploy\x12\x1e.weir.backend.v1.DeployRequest\x1a\x1f.weir.backend.v1.DeployResponse\x12U\n" +
 	"\n" +
@@ -2003,7 +2360,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_backend_proto_goTypes = []any{
 	(State)(0),                 // 0: weir.backend.v1.State
 	(*ConfigureRequest)(nil),   // 1: weir.backend.v1.ConfigureRequest
@@ -2022,28 +2379,33 @@ var file_backend_proto_goTypes = []any{
 	(*StateChange)(nil),        // 14: weir.backend.v1.StateChange
 	(*Lines)(nil),              // 15: weir.backend.v1.Lines
 	(*Result)(nil),             // 16: weir.backend.v1.Result
-	(*CancelRequest)(nil),      // 17: weir.backend.v1.CancelRequest
-	(*CancelResponse)(nil),     // 18: weir.backend.v1.CancelResponse
-	(*Service)(nil),            // 19: weir.backend.v1.Service
-	(*Deployment)(nil),         // 20: weir.backend.v1.Deployment
-	(*Revision)(nil),           // 21: weir.backend.v1.Revision
-	(*Split)(nil),              // 22: weir.backend.v1.Split
-	(*DeployRequest)(nil),      // 23: weir.backend.v1.DeployRequest
-	(*DeployResponse)(nil),     // 24: weir.backend.v1.DeployResponse
-	(*SetTrafficRequest)(nil),  // 25: weir.backend.v1.SetTrafficRequest
-	(*SetTrafficResponse)(nil), // 26: weir.backend.v1.SetTrafficResponse
-	(*UndeployRequest)(nil),    // 27: weir.backend.v1.UndeployRequest
-	(*UndeployResponse)(nil),   // 28: weir.backend.v1.UndeployResponse
-	nil,                        // 29: weir.backend.v1.Task.EnvEntry
-	nil,                        // 30: weir.backend.v1.Task.InputsEntry
-	nil,                        // 31: weir.backend.v1.Task.OutputsEntry
-	nil,                        // 32: weir.backend.v1.Service.EnvEntry
-	nil,                        // 33: weir.backend.v1.Service.InputsEntry
+	(*TaskRequest)(nil),        // 17: weir.backend.v1.TaskRequest
+	(*StopWatching)(nil),       // 18: weir.backend.v1.StopWatching
+	(*TaskEvents)(nil),         // 19: weir.backend.v1.TaskEvents
+	(*TaskEvent)(nil),          // 20: weir.backend.v1.TaskEvent
+	(*TaskError)(nil),          // 21: weir.backend.v1.TaskError
+	(*CancelRequest)(nil),      // 22: weir.backend.v1.CancelRequest
+	(*CancelResponse)(nil),     // 23: weir.backend.v1.CancelResponse
+	(*Service)(nil),            // 24: weir.backend.v1.Service
+	(*Deployment)(nil),         // 25: weir.backend.v1.Deployment
+	(*Revision)(nil),           // 26: weir.backend.v1.Revision
+	(*Split)(nil),              // 27: weir.backend.v1.Split
+	(*DeployRequest)(nil),      // 28: weir.backend.v1.DeployRequest
+	(*DeployResponse)(nil),     // 29: weir.backend.v1.DeployResponse
+	(*SetTrafficRequest)(nil),  // 30: weir.backend.v1.SetTrafficRequest
+	(*SetTrafficResponse)(nil), // 31: weir.backend.v1.SetTrafficResponse
+	(*UndeployRequest)(nil),    // 32: weir.backend.v1.UndeployRequest
+	(*UndeployResponse)(nil),   // 33: weir.backend.v1.UndeployResponse
+	nil,                        // 34: weir.backend.v1.Task.EnvEntry
+	nil,                        // 35: weir.backend.v1.Task.InputsEntry
+	nil,                        // 36: weir.backend.v1.Task.OutputsEntry
+	nil,                        // 37: weir.backend.v1.Service.EnvEntry
+	nil,                        // 38: weir.backend.v1.Service.InputsEntry
 }
 var file_backend_proto_depIdxs = []int32{
-	29, // 0: weir.backend.v1.Task.env:type_name -> weir.backend.v1.Task.EnvEntry
-	30, // 1: weir.backend.v1.Task.inputs:type_name -> weir.backend.v1.Task.InputsEntry
-	31, // 2: weir.backend.v1.Task.outputs:type_name -> weir.backend.v1.Task.OutputsEntry
+	34, // 0: weir.backend.v1.Task.env:type_name -> weir.backend.v1.Task.EnvEntry
+	35, // 1: weir.backend.v1.Task.inputs:type_name -> weir.backend.v1.Task.InputsEntry
+	36, // 2: weir.backend.v1.Task.outputs:type_name -> weir.backend.v1.Task.OutputsEntry
 	7,  // 3: weir.backend.v1.Task.resources:type_name -> weir.backend.v1.Resources
 	8,  // 4: weir.backend.v1.SubmitRequest.task:type_name -> weir.backend.v1.Task
 	14, // 5: weir.backend.v1.WatchEvent.state:type_name -> weir.backend.v1.StateChange
@@ -2052,39 +2414,46 @@ var file_backend_proto_depIdxs = []int32{
 	13, // 8: weir.backend.v1.WatchEvent.submitted:type_name -> weir.backend.v1.Submitted
 	0,  // 9: weir.backend.v1.StateChange.state:type_name -> weir.backend.v1.State
 	0,  // 10: weir.backend.v1.Result.state:type_name -> weir.backend.v1.State
-	32, // 11: weir.backend.v1.Service.env:type_name -> weir.backend.v1.Service.EnvEntry
-	33, // 12: weir.backend.v1.Service.inputs:type_name -> weir.backend.v1.Service.InputsEntry
-	7,  // 13: weir.backend.v1.Service.resources:type_name -> weir.backend.v1.Resources
-	21, // 14: weir.backend.v1.Deployment.revisions:type_name -> weir.backend.v1.Revision
-	19, // 15: weir.backend.v1.DeployRequest.service:type_name -> weir.backend.v1.Service
-	20, // 16: weir.backend.v1.DeployResponse.deployment:type_name -> weir.backend.v1.Deployment
-	22, // 17: weir.backend.v1.SetTrafficRequest.split:type_name -> weir.backend.v1.Split
-	20, // 18: weir.backend.v1.SetTrafficResponse.deployment:type_name -> weir.backend.v1.Deployment
-	1,  // 19: weir.backend.v1.Backend.Configure:input_type -> weir.backend.v1.ConfigureRequest
-	3,  // 20: weir.backend.v1.Backend.Describe:input_type -> weir.backend.v1.DescribeRequest
-	5,  // 21: weir.backend.v1.Backend.Lower:input_type -> weir.backend.v1.LowerRequest
-	9,  // 22: weir.backend.v1.Backend.Submit:input_type -> weir.backend.v1.SubmitRequest
-	11, // 23: weir.backend.v1.Backend.Watch:input_type -> weir.backend.v1.WatchRequest
-	9,  // 24: weir.backend.v1.Backend.Run:input_type -> weir.backend.v1.SubmitRequest
-	17, // 25: weir.backend.v1.Backend.Cancel:input_type -> weir.backend.v1.CancelRequest
-	23, // 26: weir.backend.v1.Backend.Deploy:input_type -> weir.backend.v1.DeployRequest
-	25, // 27: weir.backend.v1.Backend.SetTraffic:input_type -> weir.backend.v1.SetTrafficRequest
-	27, // 28: weir.backend.v1.Backend.Undeploy:input_type -> weir.backend.v1.UndeployRequest
-	2,  // 29: weir.backend.v1.Backend.Configure:output_type -> weir.backend.v1.ConfigureResponse
-	4,  // 30: weir.backend.v1.Backend.Describe:output_type -> weir.backend.v1.DescribeResponse
-	6,  // 31: weir.backend.v1.Backend.Lower:output_type -> weir.backend.v1.LowerResponse
-	10, // 32: weir.backend.v1.Backend.Submit:output_type -> weir.backend.v1.SubmitResponse
-	12, // 33: weir.backend.v1.Backend.Watch:output_type -> weir.backend.v1.WatchEvent
-	12, // 34: weir.backend.v1.Backend.Run:output_type -> weir.backend.v1.WatchEvent
-	18, // 35: weir.backend.v1.Backend.Cancel:output_type -> weir.backend.v1.CancelResponse
-	24, // 36: weir.backend.v1.Backend.Deploy:output_type -> weir.backend.v1.DeployResponse
-	26, // 37: weir.backend.v1.Backend.SetTraffic:output_type -> weir.backend.v1.SetTrafficResponse
-	28, // 38: weir.backend.v1.Backend.Undeploy:output_type -> weir.backend.v1.UndeployResponse
-	29, // [29:39] is the sub-list for method output_type
-	19, // [19:29] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	9,  // 11: weir.backend.v1.TaskRequest.submit:type_name -> weir.backend.v1.SubmitRequest
+	18, // 12: weir.backend.v1.TaskRequest.stop_watching:type_name -> weir.backend.v1.StopWatching
+	20, // 13: weir.backend.v1.TaskEvents.events:type_name -> weir.backend.v1.TaskEvent
+	12, // 14: weir.backend.v1.TaskEvent.watch:type_name -> weir.backend.v1.WatchEvent
+	21, // 15: weir.backend.v1.TaskEvent.error:type_name -> weir.backend.v1.TaskError
+	37, // 16: weir.backend.v1.Service.env:type_name -> weir.backend.v1.Service.EnvEntry
+	38, // 17: weir.backend.v1.Service.inputs:type_name -> weir.backend.v1.Service.InputsEntry
+	7,  // 18: weir.backend.v1.Service.resources:type_name -> weir.backend.v1.Resources
+	26, // 19: weir.backend.v1.Deployment.revisions:type_name -> weir.backend.v1.Revision
+	24, // 20: weir.backend.v1.DeployRequest.service:type_name -> weir.backend.v1.Service
+	25, // 21: weir.backend.v1.DeployResponse.deployment:type_name -> weir.backend.v1.Deployment
+	27, // 22: weir.backend.v1.SetTrafficRequest.split:type_name -> weir.backend.v1.Split
+	25, // 23: weir.backend.v1.SetTrafficResponse.deployment:type_name -> weir.backend.v1.Deployment
+	1,  // 24: weir.backend.v1.Backend.Configure:input_type -> weir.backend.v1.ConfigureRequest
+	3,  // 25: weir.backend.v1.Backend.Describe:input_type -> weir.backend.v1.DescribeRequest
+	5,  // 26: weir.backend.v1.Backend.Lower:input_type -> weir.backend.v1.LowerRequest
+	9,  // 27: weir.backend.v1.Backend.Submit:input_type -> weir.backend.v1.SubmitRequest
+	11, // 28: weir.backend.v1.Backend.Watch:input_type -> weir.backend.v1.WatchRequest
+	9,  // 29: weir.backend.v1.Backend.Run:input_type -> weir.backend.v1.SubmitRequest
+	17, // 30: weir.backend.v1.Backend.Tasks:input_type -> weir.backend.v1.TaskRequest
+	22, // 31: weir.backend.v1.Backend.Cancel:input_type -> weir.backend.v1.CancelRequest
+	28, // 32: weir.backend.v1.Backend.Deploy:input_type -> weir.backend.v1.DeployRequest
+	30, // 33: weir.backend.v1.Backend.SetTraffic:input_type -> weir.backend.v1.SetTrafficRequest
+	32, // 34: weir.backend.v1.Backend.Undeploy:input_type -> weir.backend.v1.UndeployRequest
+	2,  // 35: weir.backend.v1.Backend.Configure:output_type -> weir.backend.v1.ConfigureResponse
+	4,  // 36: weir.backend.v1.Backend.Describe:output_type -> weir.backend.v1.DescribeResponse
+	6,  // 37: weir.backend.v1.Backend.Lower:output_type -> weir.backend.v1.LowerResponse
+	10, // 38: weir.backend.v1.Backend.Submit:output_type -> weir.backend.v1.SubmitResponse
+	12, // 39: weir.backend.v1.Backend.Watch:output_type -> weir.backend.v1.WatchEvent
+	12, // 40: weir.backend.v1.Backend.Run:output_type -> weir.backend.v1.WatchEvent
+	19, // 41: weir.backend.v1.Backend.Tasks:output_type -> weir.backend.v1.TaskEvents
+	23, // 42: weir.backend.v1.Backend.Cancel:output_type -> weir.backend.v1.CancelResponse
+	29, // 43: weir.backend.v1.Backend.Deploy:output_type -> weir.backend.v1.DeployResponse
+	31, // 44: weir.backend.v1.Backend.SetTraffic:output_type -> weir.backend.v1.SetTrafficResponse
+	33, // 45: weir.backend.v1.Backend.Undeploy:output_type -> weir.backend.v1.UndeployResponse
+	35, // [35:46] is the sub-list for method output_type
+	24, // [24:35] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -2098,13 +2467,21 @@ func file_backend_proto_init() {
 		(*WatchEvent_Result)(nil),
 		(*WatchEvent_Submitted)(nil),
 	}
+	file_backend_proto_msgTypes[16].OneofWrappers = []any{
+		(*TaskRequest_Submit)(nil),
+		(*TaskRequest_StopWatching)(nil),
+	}
+	file_backend_proto_msgTypes[19].OneofWrappers = []any{
+		(*TaskEvent_Watch)(nil),
+		(*TaskEvent_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   33,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

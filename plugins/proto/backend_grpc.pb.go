@@ -34,6 +34,7 @@ const (
 	Backend_Submit_FullMethodName     = "/weir.backend.v1.Backend/Submit"
 	Backend_Watch_FullMethodName      = "/weir.backend.v1.Backend/Watch"
 	Backend_Run_FullMethodName        = "/weir.backend.v1.Backend/Run"
+	Backend_Tasks_FullMethodName      = "/weir.backend.v1.Backend/Tasks"
 	Backend_Cancel_FullMethodName     = "/weir.backend.v1.Backend/Cancel"
 	Backend_Deploy_FullMethodName     = "/weir.backend.v1.Backend/Deploy"
 	Backend_SetTraffic_FullMethodName = "/weir.backend.v1.Backend/SetTraffic"
@@ -70,6 +71,15 @@ type BackendClient interface {
 	// task, which Watch can then follow. A plugin may answer UNIMPLEMENTED:
 	// Weir then calls Submit and Watch.
 	Run(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
+	// Tasks carries many tasks on one long-lived stream, the way Weir runs
+	// every task when Describe says tasks_stream: Weir sends a TaskRequest
+	// per task to submit (and to stop watching one), each with a number of
+	// its choosing (ref); the plugin answers each submit with the task's ID
+	// or the error of Submit, then the task's events, every one tagged with
+	// ref, several per message. Cancel stays a call of its own. A plugin
+	// that does not serve it says tasks_stream: false (or nothing): Weir then
+	// calls Run.
+	Tasks(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TaskRequest, TaskEvents], error)
 	// Cancel stops a task: politely first, by force after the grace period.
 	// It returns once the task has ended.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error)
@@ -167,6 +177,19 @@ func (c *backendClient) Run(ctx context.Context, in *SubmitRequest, opts ...grpc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_RunClient = grpc.ServerStreamingClient[WatchEvent]
 
+func (c *backendClient) Tasks(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TaskRequest, TaskEvents], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[2], Backend_Tasks_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TaskRequest, TaskEvents]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_TasksClient = grpc.BidiStreamingClient[TaskRequest, TaskEvents]
+
 func (c *backendClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*CancelResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelResponse)
@@ -237,6 +260,15 @@ type BackendServer interface {
 	// task, which Watch can then follow. A plugin may answer UNIMPLEMENTED:
 	// Weir then calls Submit and Watch.
 	Run(*SubmitRequest, grpc.ServerStreamingServer[WatchEvent]) error
+	// Tasks carries many tasks on one long-lived stream, the way Weir runs
+	// every task when Describe says tasks_stream: Weir sends a TaskRequest
+	// per task to submit (and to stop watching one), each with a number of
+	// its choosing (ref); the plugin answers each submit with the task's ID
+	// or the error of Submit, then the task's events, every one tagged with
+	// ref, several per message. Cancel stays a call of its own. A plugin
+	// that does not serve it says tasks_stream: false (or nothing): Weir then
+	// calls Run.
+	Tasks(grpc.BidiStreamingServer[TaskRequest, TaskEvents]) error
 	// Cancel stops a task: politely first, by force after the grace period.
 	// It returns once the task has ended.
 	Cancel(context.Context, *CancelRequest) (*CancelResponse, error)
@@ -273,6 +305,9 @@ func (UnimplementedBackendServer) Watch(*WatchRequest, grpc.ServerStreamingServe
 }
 func (UnimplementedBackendServer) Run(*SubmitRequest, grpc.ServerStreamingServer[WatchEvent]) error {
 	return status.Error(codes.Unimplemented, "method Run not implemented")
+}
+func (UnimplementedBackendServer) Tasks(grpc.BidiStreamingServer[TaskRequest, TaskEvents]) error {
+	return status.Error(codes.Unimplemented, "method Tasks not implemented")
 }
 func (UnimplementedBackendServer) Cancel(context.Context, *CancelRequest) (*CancelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
@@ -401,6 +436,13 @@ func _Backend_Run_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Backend_RunServer = grpc.ServerStreamingServer[WatchEvent]
 
+func _Backend_Tasks_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BackendServer).Tasks(&grpc.GenericServerStream[TaskRequest, TaskEvents]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_TasksServer = grpc.BidiStreamingServer[TaskRequest, TaskEvents]
+
 func _Backend_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CancelRequest)
 	if err := dec(in); err != nil {
@@ -523,6 +565,12 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Run",
 			Handler:       _Backend_Run_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Tasks",
+			Handler:       _Backend_Tasks_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "backend.proto",
