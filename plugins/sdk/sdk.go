@@ -152,7 +152,9 @@ func (s *Server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 	if d.ProtocolVersion == 0 {
 		d.ProtocolVersion = pb.ProtocolVersion
 	}
-	return wire.Description(d), nil
+	res := wire.Description(d)
+	res.TasksStream = true // Server serves Tasks
+	return res, nil
 }
 
 // Lower implements the protocol. Any error but ErrUnsupported's says the
