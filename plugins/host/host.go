@@ -65,11 +65,22 @@ type Plugin struct {
 	procs  map[int]*process
 	gen    int
 	closed bool
-	// runs are the Run streams of submitted tasks, by task ID, until Watch
-	// takes them; noRun is set once the plugin has answered Run with
-	// UNIMPLEMENTED.
-	runs  map[string]*runStream
-	noRun bool
+	// runs are the events of submitted tasks (the rest of their Run
+	// stream, or their queue on the Tasks stream), by task ID, until Watch
+	// takes them. noRun is set once the plugin has answered Run with
+	// UNIMPLEMENTED, noTasks once it has answered Tasks so.
+	runs    map[string]pending
+	noRun   bool
+	noTasks bool
+}
+
+// pending is what Watch reads of a task submitted with its events to come
+// on the same call.
+type pending interface {
+	// watch starts reading the events; ctx ends the reading.
+	watch(ctx context.Context) eventStream
+	// stop stops reading them (not the task).
+	stop()
 }
 
 // runStream is a Run call whose first message (the task's ID) has been
@@ -77,6 +88,19 @@ type Plugin struct {
 type runStream struct {
 	stream pb.Backend_RunClient
 	cancel context.CancelFunc
+	unwait func() bool
+}
+
+func (r *runStream) watch(ctx context.Context) eventStream {
+	r.unwait = context.AfterFunc(ctx, r.cancel)
+	return r.stream
+}
+
+func (r *runStream) stop() {
+	if r.unwait != nil {
+		r.unwait()
+	}
+	r.cancel()
 }
 
 var _ backend.Interface = (*Plugin)(nil)
@@ -89,6 +113,14 @@ type process struct {
 	rpc    pb.BackendClient
 	stderr *tail
 	desc   *backend.Description
+	// tasksStream says the plugin serves Tasks (Describe's tasks_stream);
+	// tasks is the stream, once opened (guarded by Plugin.mu).
+	tasksStream bool
+	tasks       *taskStream
+	// lostOnce makes the result of the tasks that ran when the process was
+	// lost once, for them all.
+	lostOnce sync.Once
+	lostRes  backend.Result
 }
 
 func (pr *process) exited() bool { return pr.client.Exited() }
@@ -106,7 +138,7 @@ func Open(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.ExitWait == 0 {
 		opts.ExitWait = 2 * time.Second
 	}
-	p := &Plugin{opts: opts, procs: map[int]*process{}, runs: map[string]*runStream{}}
+	p := &Plugin{opts: opts, procs: map[int]*process{}, runs: map[string]pending{}}
 	if _, err := p.process(ctx); err != nil {
 		return nil, err
 	}
@@ -253,6 +285,7 @@ func (p *Plugin) start(ctx context.Context, gen int) (*process, error) {
 		return nil, &ProtocolError{Kind: o.Kind, Path: o.Path, Plugin: int(d.ProtocolVersion), Weir: pb.ProtocolVersion}
 	}
 	pr.desc = wire.DescriptionFrom(d)
+	pr.tasksStream = d.TasksStream
 	return pr, nil
 }
 
@@ -290,8 +323,13 @@ func (p *Plugin) Close() error {
 	procs := p.procs
 	p.procs = map[int]*process{}
 	p.cur = nil
+	for _, pr := range procs {
+		if pr.tasks != nil {
+			pr.tasks.cancel()
+		}
+	}
 	for id, r := range p.runs {
-		r.cancel()
+		r.stop()
 		delete(p.runs, id)
 	}
 	p.mu.Unlock()
@@ -347,18 +385,23 @@ func transport(err error) bool {
 
 // lost handles a connection that broke while a task ran: it waits for the
 // process to exit (killing it if it does not), and returns the failed
-// result naming the exit and the end of the plugin's stderr.
+// result naming the exit and the end of the plugin's stderr, the same for
+// every task the process ran.
 func (p *Plugin) lost(pr *process, err error) *backend.Result {
-	st := waitState(pr, p.opts.ExitWait)
-	if st == "" {
-		p.kill(pr)
-		st = "stopped answering (" + status.Convert(err).Message() + "); killed"
-		if ps := pr.cmd.ProcessState; ps != nil {
-			st += ", " + ps.String()
+	pr.lostOnce.Do(func() {
+		st := waitState(pr, p.opts.ExitWait)
+		if st == "" {
+			p.kill(pr)
+			st = "stopped answering (" + status.Convert(err).Message() + "); killed"
+			if ps := pr.cmd.ProcessState; ps != nil {
+				st += ", " + ps.String()
+			}
 		}
-	}
-	msg := fmt.Sprintf("backend plugin %s exited while the step ran (%s)", p.opts.Kind, st)
-	return &backend.Result{State: backend.StateFailed, ExitCode: -1, Message: msg + stderrSuffix(pr.stderr.Lines(20))}
+		msg := fmt.Sprintf("backend plugin %s exited while the step ran (%s)", p.opts.Kind, st)
+		pr.lostRes = backend.Result{State: backend.StateFailed, ExitCode: -1, Message: msg + stderrSuffix(pr.stderr.Lines(20))}
+	})
+	r := pr.lostRes
+	return &r
 }
 
 // Describe asks the plugin what it is and can do.
@@ -407,12 +450,23 @@ func (p *Plugin) Lower(ctx context.Context, s *schema.Step) (json.RawMessage, er
 }
 
 // Submit starts a task on the plugin (starting the plugin again first if
-// it died). It uses Run, so that the task's events come on the same call,
-// and Submit with a plugin that does not implement Run.
+// it died). It sends the task on the process's Tasks stream, so that its
+// events come on it, or, with a plugin that does not serve Tasks, uses Run,
+// and Submit with a plugin that does not implement Run either.
 func (p *Plugin) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	pr, err := p.process(ctx)
 	if err != nil {
 		return "", err
+	}
+	ts, err := p.tasks(pr)
+	if err != nil {
+		return "", p.callError(pr, "Tasks", err)
+	}
+	if ts != nil {
+		id, err := p.submitTasks(ctx, pr, ts, t)
+		if err != errNoTasks {
+			return id, err
+		}
 	}
 	p.mu.Lock()
 	noRun := p.noRun
@@ -470,7 +524,8 @@ func (p *Plugin) run(ctx context.Context, pr *process, t *backend.Task) (string,
 	return id, nil
 }
 
-// eventStream is what Watch reads: a Watch call, or the rest of a Run.
+// eventStream is what Watch reads: a Watch call, the rest of a Run, or a
+// task's events on the Tasks stream.
 type eventStream interface {
 	Recv() (*pb.WatchEvent, error)
 }
@@ -491,9 +546,8 @@ func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (
 	p.mu.Unlock()
 	var stream eventStream
 	if run != nil {
-		defer run.cancel()
-		defer context.AfterFunc(ctx, run.cancel)()
-		stream = run.stream
+		stream = run.watch(ctx)
+		defer run.stop()
 	} else {
 		stream, err = pr.rpc.Watch(ctx, &pb.WatchRequest{Id: rid})
 		if err != nil {
@@ -513,10 +567,13 @@ func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (
 			return nil, fmt.Errorf("backend plugin %s ended the watch of task %s without its result", p.opts.Kind, id)
 		}
 		if err != nil {
-			if ctx.Err() != nil {
+			var te *taskError
+			switch {
+			case errors.As(err, &te):
+				return nil, te.err
+			case ctx.Err() != nil:
 				return nil, ctx.Err()
-			}
-			if transport(err) || pr.exited() {
+			case transport(err) || pr.exited():
 				return p.lost(pr, err), nil
 			}
 			return nil, wire.ErrorFrom(err)

@@ -54,14 +54,25 @@ func mustOpen(t testing.TB, mode string, o host.Options) *host.Plugin {
 func TestConformanceOutOfProcess(t *testing.T) {
 	p := mustOpen(t, "local", host.Options{})
 	conformance.Run(t, p, conformance.Options{})
+	assert.Equal(t, "tasks", host.Transport(p), "the SDK serves Tasks")
 	assertNoZombies(t)
 }
 
-// TestConformanceWithoutRun: a plugin that answers Run with UNIMPLEMENTED
-// (it is optional) is driven with Submit and Watch, and passes the suite.
+// TestConformanceWithoutRun: a plugin that answers Run and Tasks with
+// UNIMPLEMENTED (they are optional) is driven with Submit and Watch, and
+// passes the suite.
 func TestConformanceWithoutRun(t *testing.T) {
 	p := mustOpen(t, "norun", host.Options{})
 	conformance.Run(t, p, conformance.Options{})
+	assert.Equal(t, "submit", host.Transport(p))
+}
+
+// TestConformanceWithoutTasks: a plugin built before Tasks (its Describe
+// does not say tasks_stream) is driven with Run, and passes the suite.
+func TestConformanceWithoutTasks(t *testing.T) {
+	p := mustOpen(t, "notasks", host.Options{})
+	conformance.Run(t, p, conformance.Options{})
+	assert.Equal(t, "run", host.Transport(p))
 }
 
 func TestDescribeAndConfigure(t *testing.T) {

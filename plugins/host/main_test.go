@@ -49,11 +49,13 @@ func TestMain(m *testing.M) {
 			Plugins:         plugin.PluginSet{pb.PluginName: &serverOnly{b: local.New(0)}},
 			GRPCServer:      plugin.DefaultGRPCServer,
 		})
-	case "norun":
-		// A plugin without Run, as one written in another language may be.
+	case "norun", "notasks", "tasks-unimplemented":
+		// A plugin without Run and Tasks, as one written in another
+		// language may be; one built with an SDK older than Tasks; one
+		// that says it serves Tasks but does not.
 		plugin.Serve(&plugin.ServeConfig{
 			HandshakeConfig:  sdk.Handshake(),
-			VersionedPlugins: map[int]plugin.PluginSet{1: {pb.PluginName: &serverOnly{b: local.New(0), noRun: true}}},
+			VersionedPlugins: map[int]plugin.PluginSet{1: {pb.PluginName: &serverOnly{b: local.New(0), mode: mode}}},
 			GRPCServer:       plugin.DefaultGRPCServer,
 		})
 	case "v2":
@@ -73,27 +75,53 @@ func TestMain(m *testing.M) {
 	os.Exit(0)
 }
 
-// serverOnly registers a backend's protocol server with go-plugin.
+// serverOnly registers a backend's protocol server with go-plugin; mode
+// "norun", "notasks" or "tasks-unimplemented" takes calls away from it.
 type serverOnly struct {
 	plugin.NetRPCUnsupportedPlugin
-	b     backend.Interface
-	noRun bool
+	b    backend.Interface
+	mode string
 }
 
 func (s *serverOnly) GRPCServer(_ *plugin.GRPCBroker, g *grpc.Server) error {
-	if s.noRun {
-		pb.RegisterBackendServer(g, withoutRun{sdk.NewServer(s.b)})
-		return nil
+	srv := sdk.NewServer(s.b)
+	switch s.mode {
+	case "norun":
+		pb.RegisterBackendServer(g, withoutRun{withoutTasks{srv, false}})
+	case "notasks":
+		pb.RegisterBackendServer(g, withoutTasks{srv, false})
+	case "tasks-unimplemented":
+		pb.RegisterBackendServer(g, withoutTasks{srv, true})
+	default:
+		pb.RegisterBackendServer(g, srv)
 	}
-	pb.RegisterBackendServer(g, sdk.NewServer(s.b))
 	return nil
 }
 
 // withoutRun answers Run with UNIMPLEMENTED.
-type withoutRun struct{ *sdk.Server }
+type withoutRun struct{ withoutTasks }
 
 func (withoutRun) Run(*pb.SubmitRequest, pb.Backend_RunServer) error {
 	return status.Error(codes.Unimplemented, "no Run here")
+}
+
+// withoutTasks answers Tasks with UNIMPLEMENTED, as a plugin built before
+// Tasks does; claims says it serves Tasks all the same.
+type withoutTasks struct {
+	*sdk.Server
+	claims bool
+}
+
+func (w withoutTasks) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	d, err := w.Server.Describe(ctx, req)
+	if d != nil {
+		d.TasksStream = w.claims
+	}
+	return d, err
+}
+
+func (withoutTasks) Tasks(pb.Backend_TasksServer) error {
+	return status.Error(codes.Unimplemented, "no Tasks here")
 }
 
 func (s *serverOnly) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {

@@ -1,0 +1,268 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"weir.dev/weir/plugins/host"
+	"weir.dev/weir/runtime/backend"
+)
+
+// TestTasksManyConcurrent runs 60 tasks at once over the Tasks stream:
+// each gets its own lines, in order, and its own result.
+func TestTasksManyConcurrent(t *testing.T) {
+	p := mustOpen(t, "local", host.Options{})
+	ctx := context.Background()
+	const n = 60
+	var wg sync.WaitGroup
+	for i := range n {
+		tk := task(t, fmt.Sprintf("tasks.t%d", i), fmt.Sprintf(`for j in 1 2 3 4 5; do echo "task %d line $j"; done; exit %d`, i, i%3))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := p.Submit(ctx, tk)
+			if !assert.NoError(t, err) {
+				return
+			}
+			var lines []string
+			var states []backend.State
+			res, err := p.Watch(ctx, id, func(e backend.Event) {
+				if e.Line != "" {
+					lines = append(lines, e.Line)
+				}
+				if e.State != "" {
+					states = append(states, e.State)
+				}
+			})
+			if !assert.NoError(t, err) {
+				return
+			}
+			want := []string{}
+			for j := 1; j <= 5; j++ {
+				want = append(want, fmt.Sprintf("task %d line %d", i, j))
+			}
+			assert.Equal(t, want, lines, "task %d", i)
+			assert.Equal(t, i%3, res.ExitCode, "task %d", i)
+			if i%3 == 0 {
+				assert.Equal(t, backend.StateSucceeded, res.State, "task %d", i)
+			} else {
+				assert.Equal(t, backend.StateFailed, res.State, "task %d", i)
+			}
+			assert.Equal(t, res.State, states[len(states)-1], "task %d: the final state is the result's", i)
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, "tasks", host.Transport(p))
+}
+
+// TestTasksSlowWatcher: a task whose watcher does not take its events holds
+// up no other task on the shared stream, and gets them, in order, once it
+// takes them again. (The local backend drops lines its own Watch does not
+// read fast enough, so the count of lines is not checked.)
+func TestTasksSlowWatcher(t *testing.T) {
+	p := mustOpen(t, "local", host.Options{})
+	ctx := context.Background()
+	noisy := task(t, "tasks.noisy", `i=0; while [ $i -lt 25 ]; do seq $((i*40+1)) $((i*40+40)); i=$((i+1)); sleep 0.02; done`)
+	id, err := p.Submit(ctx, noisy)
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var got []string
+	noisyDone := make(chan *backend.Result, 1)
+	go func() {
+		res, err := p.Watch(ctx, id, func(e backend.Event) {
+			if e.Line != "" {
+				if len(got) == 0 {
+					<-release // stuck on its first line
+				}
+				got = append(got, e.Line)
+			}
+		})
+		assert.NoError(t, err)
+		noisyDone <- res
+	}()
+	for i := range 5 {
+		id, err := p.Submit(ctx, task(t, "tasks.quick", "echo quick "+strconv.Itoa(i)))
+		require.NoError(t, err)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		res, err := p.Watch(wctx, id, nil)
+		cancel()
+		require.NoError(t, err, "a quick task's watch waited for the stuck one")
+		assert.Equal(t, backend.StateSucceeded, res.State)
+	}
+	close(release)
+	res := <-noisyDone
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	require.NotEmpty(t, got)
+	assert.Equal(t, "1", got[0])
+	last := 0
+	for _, l := range got {
+		n, err := strconv.Atoi(l)
+		require.NoError(t, err)
+		require.Greater(t, n, last, "lines out of order")
+		last = n
+	}
+}
+
+// TestTasksWatchContextAndCancel: ending one Watch's context ends only that
+// watch (the task runs on and a new Watch follows it), and Cancel stops one
+// task of several on the stream.
+func TestTasksWatchContextAndCancel(t *testing.T) {
+	p := mustOpen(t, "local", host.Options{})
+	ctx := context.Background()
+	other := task(t, "tasks.other", `sleep 1; echo other done`)
+	otherID, err := p.Submit(ctx, other)
+	require.NoError(t, err)
+	otherDone := make(chan *backend.Result, 1)
+	go func() {
+		res, err := p.Watch(ctx, otherID, nil)
+		assert.NoError(t, err)
+		otherDone <- res
+	}()
+
+	rewatched := task(t, "tasks.rewatched", `echo first; sleep 1; echo second; echo out > "$WORK/out"`)
+	id, err := p.Submit(ctx, rewatched)
+	require.NoError(t, err)
+	wctx, stop := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = p.Watch(wctx, id, nil)
+	stop()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var lines []string
+	res, err := p.Watch(ctx, id, func(e backend.Event) {
+		if e.Line != "" {
+			lines = append(lines, e.Line)
+		}
+	})
+	require.NoError(t, err)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Contains(t, lines, "second")
+	b, err := os.ReadFile(filepath.Join(rewatched.WorkDir, "out"))
+	require.NoError(t, err, "the task ran to its end")
+	assert.Equal(t, "out\n", string(b))
+
+	cancelled := task(t, "tasks.cancelled", `echo started; exec sleep 30`)
+	cid, err := p.Submit(ctx, cancelled)
+	require.NoError(t, err)
+	started := make(chan struct{})
+	cancelDone := make(chan *backend.Result, 1)
+	go func() {
+		var once sync.Once
+		res, err := p.Watch(ctx, cid, func(e backend.Event) {
+			if e.Line == "started" {
+				once.Do(func() { close(started) })
+			}
+		})
+		assert.NoError(t, err)
+		cancelDone <- res
+	}()
+	<-started
+	require.NoError(t, p.Cancel(ctx, cid, time.Second))
+	res = <-cancelDone
+	assert.Equal(t, backend.StateCancelled, res.State)
+	res = <-otherDone
+	assert.Equal(t, backend.StateSucceeded, res.State, "cancelling one task left the other alone")
+	assert.Equal(t, "tasks", host.Transport(p))
+}
+
+// TestTasksPluginDies: the plugin dies with several tasks in flight on the
+// shared stream. Each fails with the plugin's exit and the end of its
+// stderr; no step process outlives it; nothing is left unreaped; and the
+// next Submit starts the plugin again, with a new stream.
+func TestTasksPluginDies(t *testing.T) {
+	p := mustOpen(t, "crash", host.Options{})
+	pid := p.Pid()
+	ctx := context.Background()
+	var tasks []*backend.Task
+	var ids []string
+	for i := range 4 {
+		name := "tasks.waiting" + strconv.Itoa(i)
+		if i == 3 {
+			name = "tasks.crash"
+		}
+		tk := task(t, name, `echo $$ > "$WORK/pid"; echo running; exec sleep 30`)
+		id, err := p.Submit(ctx, tk)
+		require.NoError(t, err)
+		tasks, ids = append(tasks, tk), append(ids, id)
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := p.Watch(ctx, id, nil)
+			if !assert.NoError(t, err) {
+				return
+			}
+			assert.Equal(t, backend.StateFailed, res.State)
+			assert.Equal(t, -1, res.ExitCode)
+			assert.Contains(t, res.Message, "backend plugin test exited while the step ran (exit status 3)")
+			assert.Contains(t, res.Message, "fatal: lost the connection to the scheduler")
+		}()
+	}
+	wg.Wait()
+	assertGone(t, pid, "the plugin process")
+	for _, tk := range tasks {
+		b, err := os.ReadFile(filepath.Join(tk.WorkDir, "pid"))
+		require.NoError(t, err)
+		stepPid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		assertGone(t, stepPid, "the step's process "+tk.Step)
+	}
+	assertNoZombies(t)
+
+	id, err := p.Submit(ctx, task(t, "tasks.after", `echo fine`))
+	require.NoError(t, err)
+	res, err := p.Watch(ctx, id, nil)
+	require.NoError(t, err)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.NotEqual(t, pid, p.Pid())
+	assert.Equal(t, "tasks", host.Transport(p))
+}
+
+// TestTasksFallback: a plugin that says it serves Tasks but answers
+// UNIMPLEMENTED gets the task again with Run, and every task after it.
+func TestTasksFallback(t *testing.T) {
+	p := mustOpen(t, "tasks-unimplemented", host.Options{})
+	assert.Equal(t, "tasks", host.Transport(p), "the plugin says it serves Tasks")
+	ctx := context.Background()
+	for i := range 3 {
+		id, err := p.Submit(ctx, task(t, "tasks.x", "echo hello "+strconv.Itoa(i)))
+		require.NoError(t, err)
+		var lines []string
+		res, err := p.Watch(ctx, id, func(e backend.Event) {
+			if e.Line != "" {
+				lines = append(lines, e.Line)
+			}
+		})
+		require.NoError(t, err)
+		assert.Equal(t, backend.StateSucceeded, res.State)
+		assert.Equal(t, []string{"hello " + strconv.Itoa(i)}, lines)
+		assert.Equal(t, "run", host.Transport(p))
+	}
+}
+
+// TestTasksSubmitError: a task the backend refuses fails its Submit with
+// the backend's message; the stream goes on serving the next task.
+func TestTasksSubmitError(t *testing.T) {
+	p := mustOpen(t, "local", host.Options{})
+	ctx := context.Background()
+	bad := task(t, "tasks.bad", "true")
+	bad.Argv = []string{"/no/such/program-here"}
+	_, err := p.Submit(ctx, bad)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "/no/such/program-here")
+	id, err := p.Submit(ctx, task(t, "tasks.good", "true"))
+	require.NoError(t, err)
+	res, err := p.Watch(ctx, id, nil)
+	require.NoError(t, err)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Equal(t, "tasks", host.Transport(p))
+}
