@@ -72,6 +72,9 @@ type Plugin struct {
 	runs    map[string]pending
 	noRun   bool
 	noTasks bool
+	// done are the tasks whose result said they left nothing running, by
+	// ID, until LeftRunning is asked about them.
+	done map[string]bool
 }
 
 // pending is what Watch reads of a task submitted with its events to come
@@ -138,7 +141,7 @@ func Open(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.ExitWait == 0 {
 		opts.ExitWait = 2 * time.Second
 	}
-	p := &Plugin{opts: opts, procs: map[int]*process{}, runs: map[string]pending{}}
+	p := &Plugin{opts: opts, procs: map[int]*process{}, runs: map[string]pending{}, done: map[string]bool{}}
 	if _, err := p.process(ctx); err != nil {
 		return nil, err
 	}
@@ -332,6 +335,7 @@ func (p *Plugin) Close() error {
 		r.stop()
 		delete(p.runs, id)
 	}
+	clear(p.done)
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, pr := range procs {
@@ -592,12 +596,29 @@ func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (
 			if !r.State.Terminal() {
 				return nil, fmt.Errorf("backend plugin %s ended task %s in state %q, which is not final", p.opts.Kind, id, r.State)
 			}
+			if e.Result.NothingLeftRunning {
+				p.mu.Lock()
+				p.done[id] = true
+				p.mu.Unlock()
+			}
 			if !final {
 				fn(backend.Event{State: r.State, Message: r.Message})
 			}
 			return r, nil
 		}
 	}
+}
+
+// LeftRunning reports whether a task whose Watch has returned its result
+// may have left processes running: false only when the plugin said it left
+// none (the executor then reuses the task's folder). The answer is given
+// once per task.
+func (p *Plugin) LeftRunning(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clean := p.done[id]
+	delete(p.done, id)
+	return !clean
 }
 
 // Cancel asks the plugin to stop a task within the grace period. A plugin

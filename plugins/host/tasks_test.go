@@ -266,3 +266,34 @@ func TestTasksSubmitError(t *testing.T) {
 	assert.Equal(t, backend.StateSucceeded, res.State)
 	assert.Equal(t, "tasks", host.Transport(p))
 }
+
+// TestLeftRunningOverTheProtocol: the plugin's result says whether the task
+// left processes running, over every way a task's events come; a plugin
+// whose backend cannot tell says nothing, which counts as left running.
+func TestLeftRunningOverTheProtocol(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []string{"local", "notasks", "norun"} {
+		p := mustOpen(t, mode, host.Options{})
+		for _, c := range []struct {
+			script string
+			left   bool
+		}{
+			{`true`, false},
+			{`echo hi; exit 1`, false},
+			{`sleep 3 >/dev/null 2>&1 &`, true},
+		} {
+			id, err := p.Submit(ctx, task(t, "tasks.x", c.script))
+			require.NoError(t, err)
+			_, err = p.Watch(ctx, id, nil)
+			require.NoError(t, err)
+			assert.Equal(t, c.left, p.LeftRunning(id), "%s (%s)", c.script, host.Transport(p))
+			assert.True(t, p.LeftRunning(id), "asked again: unknown")
+		}
+	}
+	p := mustOpen(t, "instant", host.Options{})
+	id, err := p.Submit(ctx, &backend.Task{Argv: []string{"true"}})
+	require.NoError(t, err)
+	_, err = p.Watch(ctx, id, nil)
+	require.NoError(t, err)
+	assert.True(t, p.LeftRunning(id), "a backend that cannot tell")
+}

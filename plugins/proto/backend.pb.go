@@ -1093,8 +1093,14 @@ type Result struct {
 	ExitCode      int32  `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	DurationNanos int64  `protobuf:"varint,4,opt,name=duration_nanos,json=durationNanos,proto3" json:"duration_nanos,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// nothing_left_running says the backend knows the task left no process
+	// running behind it (a child in the background still holding its output
+	// or its folder). Weir then reuses the task's folder, when the task left
+	// it empty, for a later step; false (a backend that does not know) keeps
+	// Weir from it.
+	NothingLeftRunning bool `protobuf:"varint,5,opt,name=nothing_left_running,json=nothingLeftRunning,proto3" json:"nothing_left_running,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
@@ -1153,6 +1159,13 @@ func (x *Result) GetDurationNanos() int64 {
 		return x.DurationNanos
 	}
 	return 0
+}
+
+func (x *Result) GetNothingLeftRunning() bool {
+	if x != nil {
+		return x.NothingLeftRunning
+	}
+	return false
 }
 
 // TaskRequest is one message from Weir on the Tasks stream.
@@ -2246,12 +2259,13 @@ const file_backend_proto_rawDesc = "" +
 	"\x05state\x18\x01 \x01(\x0e2\x16.weir.backend.v1.StateR\x05state\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x1d\n" +
 	"\x05Lines\x12\x14\n" +
-	"\x05lines\x18\x01 \x03(\tR\x05lines\"\x94\x01\n" +
+	"\x05lines\x18\x01 \x03(\tR\x05lines\"\xc6\x01\n" +
 	"\x06Result\x12,\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x16.weir.backend.v1.StateR\x05state\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12%\n" +
-	"\x0eduration_nanos\x18\x04 \x01(\x03R\rdurationNanos\"\xaa\x01\n" +
+	"\x0eduration_nanos\x18\x04 \x01(\x03R\rdurationNanos\x120\n" +
+	"\x14nothing_left_running\x18\x05 \x01(\bR\x12nothingLeftRunning\"\xaa\x01\n" +
 	"\vTaskRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\x04R\x03ref\x128\n" +
 	"\x06submit\x18\x02 \x01(\v2\x1e.weir.backend.v1.SubmitRequestH\x00R\x06submit\x12D\n" +

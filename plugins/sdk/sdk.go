@@ -226,13 +226,30 @@ func (s *Server) watch(id string, stream pb.Backend_WatchServer) error {
 		out.close()
 		return wire.Status(err)
 	}
-	s.mu.Lock()
-	delete(s.running, id)
-	s.mu.Unlock()
 	if err := out.close(); err != nil {
 		return err
 	}
-	return stream.Send(&pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: wire.Result(res)}})
+	return stream.Send(&pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: s.ended(id, res)}})
+}
+
+// leftRunning is implemented by backends that can tell whether a task
+// that ended left processes running (runtime/exec reuses the folders of
+// those that did not).
+type leftRunning interface {
+	LeftRunning(taskID string) bool
+}
+
+// ended forgets a task that Watch saw end and returns its result for the
+// wire, saying whether it left processes running if the backend can tell.
+func (s *Server) ended(id string, res *backend.Result) *pb.Result {
+	s.mu.Lock()
+	delete(s.running, id)
+	s.mu.Unlock()
+	r := wire.Result(res)
+	if lr, ok := s.b.(leftRunning); ok {
+		r.NothingLeftRunning = !lr.LeftRunning(id)
+	}
+	return r
 }
 
 // Cancel implements the protocol.

@@ -125,10 +125,7 @@ func (s *Server) task(ctx context.Context, ref uint64, t *pb.Task, out *eventQue
 		out.push(ref, nil, wire.Status(err))
 		return
 	}
-	s.mu.Lock()
-	delete(s.running, id)
-	s.mu.Unlock()
-	out.push(ref, &pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: wire.Result(res)}}, nil)
+	out.push(ref, &pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: s.ended(id, res)}}, nil)
 }
 
 // eventQueue is the events of a Tasks stream waiting to be sent. Pushing
