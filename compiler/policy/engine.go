@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -386,13 +387,30 @@ func (e *Engine) Eval(ctx context.Context, in Input, sm schema.SourceMap) ([]sch
 	var ds diag.Diagnostics
 	var raw []rawFinding
 	if len(e.targets) > 0 {
-		val, err := in.Value()
+		ectx, cancel := context.WithTimeout(ctx, e.timeout)
+		defer cancel()
+		// First over the input with the plan's steps unconverted (most
+		// policies never read them); if evaluation reads them, it is
+		// stopped and made again over the whole input.
+		lctx, stop := context.WithCancel(ectx)
+		defer stop()
+		var touched atomic.Bool
+		val, err := in.lazyValue(func() { touched.Store(true); stop() })
 		if err != nil {
 			return nil, diag.Diagnostics{diag.Errorf("policy-input", "", nil, "cannot build the policy input: %v", err)}
 		}
-		ectx, cancel := context.WithTimeout(ctx, e.timeout)
-		defer cancel()
-		rs, err := e.query.Eval(ectx, rego.EvalParsedInput(val))
+		rs, err := e.query.Eval(lctx, rego.EvalParsedInput(val))
+		if touched.Load() || err != nil && !isCancel(err) {
+			// The steps were read, or a policy failed: evalEach
+			// evaluates the policies one by one over the whole input.
+			var verr error
+			if val, verr = in.Value(); verr != nil {
+				return nil, diag.Diagnostics{diag.Errorf("policy-input", "", nil, "cannot build the policy input: %v", verr)}
+			}
+			if touched.Load() {
+				rs, err = e.query.Eval(ectx, rego.EvalParsedInput(val))
+			}
+		}
 		switch {
 		case err == nil:
 			raw = e.collect(rs, e.targets)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"reflect"
 	"runtime"
 	"sync"
@@ -85,17 +86,37 @@ var (
 // structs (no JSON text in between). A large plan's steps are converted in
 // parallel, in chunks, while this goroutine converts the rest.
 func (in Input) Value() (ast.Value, error) {
+	return in.value(nil)
+}
+
+// lazyValue is Value with the plan's steps, nine tenths of the input of a
+// large plan and read by few policies, left unconverted until evaluation
+// reads them: input.plan is a lazy object (ast.LazyObject) whose steps key
+// holds a stand-in, and the first time evaluation converts the stand-in
+// (reading input.plan.steps, or all of input.plan), touched is called and
+// the steps read as an empty array. An evaluation during which touched was
+// called must be discarded and made again over Value; one during which it
+// was not never saw the steps, and its result is that of Value.
+func (in Input) lazyValue(touched func()) (ast.Value, error) {
+	return in.value(touched)
+}
+
+func (in Input) value(touched func()) (ast.Value, error) {
 	var steps func() (*ast.Term, error)
 	plan := in.Plan
-	if plan != nil && len(plan.Steps) >= parallelSteps && runtime.GOMAXPROCS(0) > 1 {
-		steps = convertSteps(plan.Steps, min(runtime.GOMAXPROCS(0), 4))
-		defer steps() // an error below must not leave the goroutines running
+	lazy := touched != nil && plan != nil && len(plan.Steps) > 0
+	if plan != nil && (lazy || len(plan.Steps) >= parallelSteps && runtime.GOMAXPROCS(0) > 1) {
+		if !lazy {
+			steps = convertSteps(plan.Steps, min(runtime.GOMAXPROCS(0), 4))
+			defer steps() // an error below must not leave the goroutines running
+		}
 		shallow := *plan
 		shallow.Steps = nil
 		plan = &shallow
 	}
 	c := inputConverter.state()
 	obj := ast.NewObjectWithCapacity(5)
+	var lazyPlan ast.Object
 	if in.Project != nil {
 		v, err := c.value(in.Project)
 		if err != nil {
@@ -108,14 +129,22 @@ func (in Input) Value() (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		if steps != nil {
+		switch {
+		case lazy:
+			// An object's hash is made of its values' hashes, which
+			// would convert the stand-in: the lazy plan can only be
+			// in a lazy object.
+			lazyPlan = lazyObject(v.(ast.Object), map[string]any{"steps": deferred{touched}})
+		case steps != nil:
 			t, err := steps()
 			if err != nil {
 				return nil, err
 			}
 			v.(ast.Object).Insert(keySteps, t)
 		}
-		obj.Insert(keyPlan, ast.NewTerm(v))
+		if lazyPlan == nil {
+			obj.Insert(keyPlan, ast.NewTerm(v))
+		}
 	}
 	images := ast.NewObjectWithCapacity(len(in.Lock.Images))
 	for ref, digest := range in.Lock.Images {
@@ -132,7 +161,36 @@ func (in Input) Value() (ast.Value, error) {
 		return nil, err
 	}
 	obj.Insert(keyContext, ast.NewTerm(ctx))
+	if lazyPlan != nil {
+		return lazyObject(obj, map[string]any{"plan": lazyPlan}), nil
+	}
 	return obj, nil
+}
+
+// lazyObject is obj as an ast.LazyObject, with more keys: its values are
+// converted values already (ast.LazyObject hands an ast.Value back as it
+// is), more's are converted when evaluation reads them.
+func lazyObject(obj ast.Object, more map[string]any) ast.Object {
+	native := make(map[string]any, obj.Len()+len(more))
+	obj.Foreach(func(k, v *ast.Term) {
+		if s, ok := k.Value.(ast.String); ok {
+			native[string(s)] = v.Value
+		}
+	})
+	maps.Copy(native, more)
+	return ast.LazyObject(native)
+}
+
+// deferred stands in for a value evaluation should not need. OPA converts
+// a Go value it does not know through its JSON (util.RoundTrip), so
+// MarshalJSON is called when, and only when, evaluation reads the value:
+// it reports that and gives an empty array (null would make more policies
+// fail before the evaluation is stopped). TestLazySteps holds OPA to that.
+type deferred struct{ touched func() }
+
+func (d deferred) MarshalJSON() ([]byte, error) {
+	d.touched()
+	return []byte("[]"), nil
 }
 
 // convertSteps starts converting steps in n chunks, each on a goroutine

@@ -1,10 +1,17 @@
 package policy
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+
+	"weir.dev/weir/schema"
 )
 
 // TestLargeInputMatchesJSON: a plan large enough to be converted in
@@ -75,5 +82,112 @@ func TestRawJSON(t *testing.T) {
 		if _, err := (&converter{}).value(S{R: json.RawMessage(raw)}); err == nil {
 			t.Errorf("%s: no error", raw)
 		}
+	}
+}
+
+// TestLazySteps: evaluation over the lazy input converts the plan's steps
+// only for policies that read them, and Eval's findings are those of the
+// whole input either way: reading input.plan.steps, iterating input.plan,
+// walking input or hashing the plan.
+func TestLazySteps(t *testing.T) {
+	p, plan, sm := fixture()
+	in := Input{Project: p, Plan: plan, Lock: lock}
+	if len(plan.Steps) == 0 {
+		t.Fatal("the fixture has no steps")
+	}
+	n := len(plan.Steps)
+	readers := map[string]string{
+		"ref.rego": `package weir.ref
+
+deny contains sprintf("ref %d", [count(input.plan.steps)])
+`,
+		"iter.rego": `package weir.iter
+
+deny contains sprintf("iter %d", [count(v)]) if {
+	some k, v in input.plan
+	k == "steps"
+}
+`,
+		"walk.rego": `package weir.walk
+
+deny contains sprintf("walk %d", [count(v)]) if {
+	walk(input, [["plan", "steps"], v])
+}
+`,
+		"hash.rego": `package weir.hash
+
+deny contains sprintf("hash %d", [count(plans)]) if {
+	plans := {input.plan, input.plan}
+}
+`,
+	}
+	for name, src := range readers {
+		t.Run(name, func(t *testing.T) {
+			e := newEngine(t, Options{Builtin: true, Config: p.Policy.Data, Dirs: []string{writeFiles(t, map[string]string{name: src})}})
+			if !touches(t, e, in) {
+				t.Error("the policy read the steps without converting them")
+			}
+			findings, ds := e.Eval(context.Background(), in, sm)
+			noErrors(t, ds)
+			want := map[string]string{"ref.rego": fmt.Sprintf("ref %d", n), "iter.rego": fmt.Sprintf("iter %d", n),
+				"walk.rego": fmt.Sprintf("walk %d", n), "hash.rego": "hash 1"}[name]
+			found := false
+			for _, f := range findings {
+				found = found || f.Message == want
+			}
+			if !found {
+				t.Errorf("no finding %q in %v", want, keys(findings))
+			}
+			eager := newEngine(t, Options{Builtin: true, Config: p.Policy.Data, Dirs: []string{writeFiles(t, map[string]string{name: src})}})
+			assertSame(t, e, eager, in, sm)
+		})
+	}
+	// The built-in policies read input.plan.steps only for a project GPU
+	// quota, which the fixture does not set.
+	e := newEngine(t, Options{Builtin: true, Config: p.Policy.Data})
+	if touches(t, e, in) {
+		t.Error("the built-in policies converted the steps with no GPU quota set")
+	}
+	assertSame(t, e, e, in, sm)
+	cfg := map[string]any{"gpu_quota": map[string]any{"project": 1}}
+	maps.Copy(cfg, p.Policy.Data)
+	if e := newEngine(t, Options{Builtin: true, Config: cfg}); !touches(t, e, in) {
+		t.Error("the project GPU quota policy did not read the steps")
+	}
+}
+
+// touches evaluates e's query over the lazy input and reports whether the
+// steps were converted.
+func touches(t *testing.T, e *Engine, in Input) bool {
+	t.Helper()
+	touched := false
+	val, err := in.lazyValue(func() { touched = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An evaluation that read the stand-in may fail: Eval discards it.
+	_, err = e.query.Eval(context.Background(), rego.EvalParsedInput(val))
+	if err != nil && !touched {
+		t.Fatal(err)
+	}
+	return touched
+}
+
+// assertSame checks that lazy.Eval finds what eager's query finds over
+// the whole input.
+func assertSame(t *testing.T, lazy, eager *Engine, in Input, sm schema.SourceMap) {
+	t.Helper()
+	got, _ := lazy.Eval(context.Background(), in, sm)
+	val, err := in.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := eager.query.Eval(context.Background(), rego.EvalParsedInput(val))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := eager.finish(eager.collect(rs, eager.targets), sm)
+	if strings.Join(keys(got), "\n") != strings.Join(keys(want), "\n") {
+		t.Errorf("lazy input finds\n\t%s\nthe whole input\n\t%s", strings.Join(keys(got), "\n\t"), strings.Join(keys(want), "\n\t"))
 	}
 }
