@@ -196,15 +196,26 @@ func decodeEntry(b []byte) (*cacheEntry, error) {
 		return nil, errBadCache
 	}
 	b = b[w:]
+	// The source map (a third of the time) is decoded on another
+	// goroutine while gob decodes the IR.
+	type decoded struct {
+		sm  schema.SourceMap
+		err error
+	}
+	smc := make(chan decoded, 1)
+	go func() {
+		sm, err := decodeSourceMap(b[n:])
+		smc <- decoded{sm, err}
+	}()
 	var ir cachedIR
 	if err := gob.NewDecoder(bytes.NewReader(b[:n])).Decode(&ir); err != nil || ir.Project == nil {
 		return nil, errBadCache
 	}
-	sm, err := decodeSourceMap(b[n:])
-	if err != nil {
-		return nil, err
+	sm := <-smc
+	if sm.err != nil {
+		return nil, sm.err
 	}
-	return &cacheEntry{Project: ir.Project, SpecHash: ir.SpecHash, Sources: sm}, nil
+	return &cacheEntry{Project: ir.Project, SpecHash: ir.SpecHash, Sources: sm.sm}, nil
 }
 
 var errBadCache = errors.New("malformed cache entry")
