@@ -125,6 +125,9 @@ type scheduler struct {
 	remaining  int
 
 	stopLaunching, failed, cancelled bool
+	// starved: a slot is free and nothing is ready to launch (the state's
+	// group waits are off meanwhile).
+	starved bool
 }
 
 // schedule runs nodes as their needs finish, within the limits.
@@ -139,6 +142,11 @@ func (r *Run) schedule(ctx context.Context, order []*node) error {
 			sc.ready.push(n)
 		}
 	}
+	defer func() {
+		if sc.starved {
+			r.opts.State.HoldGroups(true)
+		}
+	}()
 	done := ctx.Done()
 	for sc.remaining > 0 {
 		if ctx.Err() != nil && !sc.stopLaunching {
@@ -148,6 +156,12 @@ func (r *Run) schedule(ctx context.Context, order []*node) error {
 		sc.grant()
 		if sc.remaining == 0 || sc.active == 0 {
 			break // all finished (active is never 0 while steps remain)
+		}
+		// A free slot and nothing to launch: what comes next may wait for
+		// results waiting to be committed with others'; they commit now.
+		if starved := len(sc.ready) == 0 && sc.running+sc.preparing < r.opts.Parallelism; starved != sc.starved && r.opts.State != nil {
+			sc.starved = starved
+			r.opts.State.HoldGroups(!starved)
 		}
 		if sc.stopLaunching {
 			done = nil

@@ -57,12 +57,39 @@ func WithGroupWait(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, groupWaitKey{}, d)
 }
 
+// HoldGroups turns the waits of WithGroupWait on (the default) or off for
+// this DB. Turning them off also ends the wait of the writes queued now:
+// they commit at once, together. A caller whose work would otherwise sit
+// idle until waiting writes are committed (a scheduler with a free slot
+// and nothing ready to launch) turns them off, so that waiting for
+// company never delays the work, and on again when it is busy.
+func (db *DB) HoldGroups(on bool) {
+	db.qmu.Lock()
+	db.noWait = !on
+	flushed := false
+	if !on {
+		for _, w := range db.queue {
+			if !w.until.IsZero() {
+				w.until, flushed = time.Time{}, true
+			}
+		}
+	}
+	db.qmu.Unlock()
+	if flushed {
+		select {
+		case db.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func (db *DB) update(ctx context.Context, fn func(tx *Tx) error) error {
 	w := &write{ctx: ctx, fn: fn, done: make(chan struct{})}
-	if d, ok := ctx.Value(groupWaitKey{}).(time.Duration); ok && d > 0 {
+	d, _ := ctx.Value(groupWaitKey{}).(time.Duration)
+	db.qmu.Lock()
+	if d > 0 && !db.noWait {
 		w.until = time.Now().Add(d)
 	}
-	db.qmu.Lock()
 	db.queue = append(db.queue, w)
 	kick := w.until.IsZero() || len(db.queue) >= maxGroup
 	db.qmu.Unlock()

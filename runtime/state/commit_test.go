@@ -102,3 +102,52 @@ func TestGroupSeesRunsChange(t *testing.T) {
 	assert.NoError(t, errs[1])
 	assert.ErrorContains(t, errs[2], "not running")
 }
+
+// TestHoldGroups: a write waiting for company commits once HoldGroups
+// turns the waits off, long before its wait would end; while they are off
+// a write does not wait at all.
+func TestHoldGroups(t *testing.T) {
+	db, _ := openDB(t)
+	beginRun(t, db, "r1")
+	gctx := state.WithGroupWait(ctx, time.Hour)
+	record := func(addr string) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := db.RecordExecution(gctx, state.Execution{RunID: "r1", Address: addr}, state.ExecutionResult{Status: state.StatusSucceeded})
+			done <- err
+		}()
+		return done
+	}
+	waitFor := func(done chan error, what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(time.Minute):
+			t.Fatal(what)
+		}
+	}
+	done := record("a")
+	// Wait until it is queued: it then waits for its group.
+	for !db.Queued() {
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case <-done:
+		t.Fatal("a write under an hour's group wait committed at once")
+	case <-time.After(50 * time.Millisecond):
+	}
+	db.HoldGroups(false)
+	waitFor(done, "the queued write still waits for its group after HoldGroups(false)")
+	waitFor(record("b"), "a write waits for its group while the waits are off")
+	db.HoldGroups(true)
+	done = record("c")
+	for !db.Queued() {
+		time.Sleep(time.Millisecond)
+	}
+	db.HoldGroups(false)
+	waitFor(done, "the queued write still waits after the waits went on and off again")
+	es, err := db.Executions(ctx, "r1")
+	require.NoError(t, err)
+	assert.Len(t, es, 3)
+}

@@ -41,6 +41,7 @@ type DB struct {
 	qmu    sync.Mutex
 	queue  []*write
 	kick   chan struct{} // a write that must not wait was queued
+	noWait bool          // HoldGroups(false): writes do not wait for company
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared statements by query text
