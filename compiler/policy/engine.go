@@ -147,7 +147,7 @@ func newCompiler(print bool) *ast.Compiler {
 // "policy-load" and bad data files "policy-data". The Engine is nil when
 // the diagnostics hold an error.
 func New(ctx context.Context, opts Options) (*Engine, diag.Diagnostics) {
-	b, ds := load(opts, false)
+	b, c, ds := compiled(opts)
 	if ds.HasErrors() {
 		return nil, ds
 	}
@@ -165,10 +165,7 @@ func New(ctx context.Context, opts Options) (*Engine, diag.Diagnostics) {
 	if e.now == nil {
 		e.now = time.Now
 	}
-	e.compiler = newCompiler(false)
-	if e.compiler.Compile(b.modules); e.compiler.Failed() {
-		return nil, append(ds, regoErrors("policy-compile", e.compiler.Errors, "")...)
-	}
+	e.compiler = c
 	e.store = inmem.NewFromObjectWithOpts(b.data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 
 	var rds diag.Diagnostics

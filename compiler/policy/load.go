@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path"
@@ -31,6 +33,11 @@ type bundle struct {
 	// files are the non-test modules' sources by file name, for
 	// Engine.Dump.
 	files map[string]moduleFile
+	// sum digests every module's name and text, in the order read (see
+	// compiled).
+	sum hash.Hash
+	// parse is whether modules are parsed as they are read.
+	parse bool
 }
 
 // moduleFile is one loaded module's text; rel is its path under the
@@ -46,6 +53,13 @@ type moduleFile struct {
 // (OPA's convention). _test.rego files are kept only withTests. Config is
 // merged over data.weir.config last, so the spec's policy.data wins.
 func load(opts Options, withTests bool) (*bundle, diag.Diagnostics) {
+	return loadSources(opts, withTests, true)
+}
+
+// loadSources is load; unless parse, the modules are read, listed in
+// files, tests and builtin and digested into sum, but not parsed: modules
+// stays empty, and files may list empty modules, which parsing leaves out.
+func loadSources(opts Options, withTests, parse bool) (*bundle, diag.Diagnostics) {
 	b := &bundle{
 		modules: map[string]*ast.Module{},
 		tests:   map[string]bool{},
@@ -53,6 +67,7 @@ func load(opts Options, withTests bool) (*bundle, diag.Diagnostics) {
 		data:    map[string]any{},
 		files:   map[string]moduleFile{},
 	}
+	b.sum, b.parse = sha256.New(), parse
 	var ds diag.Diagnostics
 	if opts.Builtin {
 		ds = append(ds, b.addFS(policies.FS, ".", BuiltinPrefix, "", true, withTests)...)
@@ -109,15 +124,19 @@ func (b *bundle) addFS(fsys fs.FS, root, display, under string, builtin, withTes
 				ds = append(ds, diag.Errorf("policy-load", "", nil, "cannot read %s: %v", name, err))
 				return nil
 			}
-			m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
-			if err != nil {
-				ds = append(ds, regoErrors("policy-syntax", err, name)...)
-				return nil
+			fmt.Fprintf(b.sum, "%q %t %t %d\n", name, isTest, builtin, len(src))
+			b.sum.Write(src)
+			if b.parse {
+				m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
+				if err != nil {
+					ds = append(ds, regoErrors("policy-syntax", err, name)...)
+					return nil
+				}
+				if m == nil { // an empty file
+					return nil
+				}
+				b.modules[name] = m
 			}
-			if m == nil { // an empty file
-				return nil
-			}
-			b.modules[name] = m
 			b.tests[name] = isTest
 			b.builtin[name] = builtin
 			if !isTest {
