@@ -130,6 +130,7 @@ func newPolicyCmd() *cobra.Command {
 		Short: "Compliance policies: check a project, test policies, document rules",
 	}
 	var format, dumpDir string
+	var trace bool
 	check := &cobra.Command{
 		Use:   "check [DIR]",
 		Short: "Evaluate the policies over the project and its plan",
@@ -140,6 +141,11 @@ waiver accepts.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := projectDir(args)
+			// The policies compile while the spec loads, for the
+			// policy pass to find them compiled unless the spec's
+			// policy section names other modules.
+			warm, _ := policyOptions(dir, &schema.Project{})
+			policy.Warm(warm)
 			opts := compileOptions(dir)
 			proj, err := openProject(cmd.Context(), dir)
 			if err != nil {
@@ -159,6 +165,9 @@ waiver accepts.`,
 				}
 				return e.Dump(dumpDir, in)
 			})
+			if trace {
+				opts.Trace = traceTo(cmd)
+			}
 			res, ds := compiler.Compile(cmd.Context(), opts)
 			if ds.HasErrors() {
 				return fail(cmd.ErrOrStderr(), ds)
@@ -187,6 +196,8 @@ waiver accepts.`,
 	// policy.Engine.Dump).
 	check.Flags().StringVar(&dumpDir, "dump-input", "", "write the policy input, data, modules and query into `DIR`, for opa eval")
 	check.Flags().MarkHidden("dump-input")
+	check.Flags().BoolVar(&trace, "trace", false, "print the time each compiler pass takes")
+	check.Flags().MarkHidden("trace")
 	var verbose bool
 	test := &cobra.Command{
 		Use:   "test [DIR]",
