@@ -159,7 +159,9 @@ func runApply(cmd *cobra.Command, arg string, f applyFlags) error {
 	var events func(exec.Event)
 	var prog *view.Progress
 	if f.json {
-		events = view.JSONEvents(stdout)
+		var flush func()
+		events, flush = view.JSONEvents(stdout)
+		defer flush()
 	} else {
 		fmt.Fprintf(stdout, "\nApplying run %s...\n", runID)
 		prog = view.NewProgress(stdout, len(p.Steps), f.verbose)
@@ -302,15 +304,16 @@ func describe(ctx context.Context, backends map[string]backend.Interface) map[st
 // deferredOn names the steps this weir plans but does not apply: serving
 // on a backend that hosts no services or without a server to run, and
 // monitoring.
+//
+// Only a backend that answered Describe saying it hosts no services
+// defers serving: one that did not answer (a cluster out of reach) is not
+// taken for one without services; its deploy step runs and fails with
+// the backend's own error.
 func deferredOn(descs map[string]*backend.Description) func(*schema.Step) (string, bool) {
-	services := map[string]bool{}
-	for name, d := range descs {
-		services[name] = d.Services
-	}
 	return func(s *schema.Step) (string, bool) {
 		switch s.Kind {
 		case "deploy", "canary":
-			if !services[s.Backend] {
+			if d, ok := descs[s.Backend]; ok && !d.Services {
 				return fmt.Sprintf("backend %s hosts no long-lived services, and the serving gateway that would serve on it is not built", s.Backend), true
 			}
 			var cfg schema.DeployConfig
