@@ -21,7 +21,7 @@ import (
 // time, cached count) redrawn in place. Verbose adds every log line,
 // prefixed with the step's address.
 type Progress struct {
-	w       io.Writer
+	w       *lagWriter
 	st      Style
 	tty     bool
 	verbose bool
@@ -40,8 +40,12 @@ func NewProgress(w io.Writer, total int, verbose bool) *Progress {
 	if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) && os.Getenv("TERM") != "dumb" {
 		tty = true
 	}
-	return &Progress{w: w, st: StyleFor(w), tty: tty, verbose: verbose, total: total, running: map[string]time.Time{}}
+	return &Progress{w: newLagWriter(w, outputLag), st: StyleFor(w), tty: tty, verbose: verbose, total: total, running: map[string]time.Time{}}
 }
+
+// outputLag is how long a line of progress may wait to be written with
+// the next ones.
+const outputLag = 50 * time.Millisecond
 
 // Event handles one executor event.
 func (p *Progress) Event(e exec.Event) {
@@ -131,22 +135,27 @@ func (p *Progress) Tick() {
 	p.drawStatus()
 }
 
-// Finish clears the status line.
+// Finish clears the status line and writes out every line.
 func (p *Progress) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clearStatus()
+	p.w.Flush()
 }
 
-// JSONEvents writes each event as one JSON line, for tools.
-func JSONEvents(w io.Writer) func(exec.Event) {
+// JSONEvents writes each event as one JSON line, for tools; flush writes
+// out the last ones (a line waits at most outputLag otherwise).
+func JSONEvents(w io.Writer) (events func(exec.Event), flush func()) {
 	var mu sync.Mutex
-	enc := json.NewEncoder(w)
+	lw := newLagWriter(w, outputLag)
+	enc := json.NewEncoder(lw)
 	return func(e exec.Event) {
-		mu.Lock()
-		defer mu.Unlock()
-		enc.Encode(e)
-	}
+			mu.Lock()
+			defer mu.Unlock()
+			enc.Encode(e)
+		}, func() {
+			lw.Flush()
+		}
 }
 
 // ApplySummary prints how a run ended.
