@@ -1,8 +1,9 @@
 // Command measure runs the executor benchmark (testdata/bench/run-exec.sh):
 // n no-op steps in a DAG of width w, applied by weir and by make -j2 in the
 // same rounds, plus a plain loop spawning the same programs, the fully
-// cached re-apply, weir plan, and a re-apply that reuses every step but
-// one in the executor. Each round runs every command once, in turn, so a
+// cached re-apply, weir plan, a re-apply that reuses every step but one in
+// the executor, and an apply with a fresh state whose spec evaluation is
+// cached (the executor's cost without the spec's first evaluation). Each round runs every command once, in turn, so a
 // busy machine slows them all alike; the table gives the median and the
 // best of the rounds, and the ratios of the medians.
 package main
@@ -92,6 +93,7 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 	var (
 		makeS   = &series{name: fmt.Sprintf("make -j%d", par)}
 		cold    = &series{name: "weir apply, cold (no .weir)"}
+		fresh   = &series{name: "weir apply, fresh state, evaluation cached"}
 		spawn1  = &series{name: "spawn loop, 1 at a time"}
 		spawn2  = &series{name: fmt.Sprintf("spawn loop, %d at a time", par)}
 		cached  = &series{name: "weir apply, all cached (nothing to run)"}
@@ -99,6 +101,7 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 		replace = &series{name: fmt.Sprintf("weir apply -replace %s (%d reused)", first, n-2)}
 
 		baseCold    = &series{name: "base: weir apply, cold"}
+		baseFresh   = &series{name: "base: weir apply, fresh state"}
 		baseCached  = &series{name: "base: weir apply, all cached"}
 		basePlan    = &series{name: "base: weir plan, all cached"}
 		baseReplace = &series{name: "base: weir apply -replace " + first}
@@ -124,6 +127,12 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 		if err := timed(replace, dir, weir, append([]string{"apply", "--auto-approve", "--parallelism", p, "--replace", "tasks." + first}, dir)...); err != nil {
 			return err
 		}
+		if err := freshState(dir); err != nil {
+			return err
+		}
+		if err := timed(fresh, dir, weir, applyArgs...); err != nil {
+			return err
+		}
 		if base != "" {
 			if err := os.RemoveAll(filepath.Join(dir, ".weir")); err != nil {
 				return err
@@ -138,6 +147,12 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 				return err
 			}
 			if err := timed(baseReplace, dir, base, append([]string{"apply", "--auto-approve", "--parallelism", p, "--replace", "tasks." + first}, dir)...); err != nil {
+				return err
+			}
+			if err := freshState(dir); err != nil {
+				return err
+			}
+			if err := timed(baseFresh, dir, base, applyArgs...); err != nil {
 				return err
 			}
 		}
@@ -159,8 +174,10 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 	ratio := func(a, b time.Duration) string { return fmt.Sprintf("%.2fx", float64(a)/float64(b)) }
 	row(makeS, "1.00x")
 	row(cold, ratio(cold.median().wall, mk))
+	row(fresh, ratio(fresh.median().wall, mk))
 	if base != "" {
 		row(baseCold, ratio(baseCold.median().wall, mk))
+		row(baseFresh, ratio(baseFresh.median().wall, mk))
 	}
 	row(spawn1, ratio(spawn1.median().wall, mk))
 	row(spawn2, ratio(spawn2.median().wall, mk))
@@ -176,13 +193,19 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 		row(baseReplace, ratio(baseReplace.median().wall, bpl))
 	}
 	fmt.Println()
-	fmt.Printf("ratios: cold apply vs make -j%d; cached apply vs plan (medians)\n", par)
+	fmt.Printf("ratios: cold and fresh-state apply vs make -j%d; cached apply vs plan (medians)\n", par)
 	fmt.Printf("weir's overhead per step (cold apply - make) / n: %s\n", perStep(cold.median().wall-mk, n))
 	fmt.Printf("  of which planning (cold apply - executor):        %s\n", perStep(cold.median().wall-cold.median().exec, n))
 	fmt.Printf("  executor alone (executor - make):                 %s\n", perStep(cold.median().exec-mk, n))
+	fmt.Printf("fresh state (fresh apply - make) / n:             %s\n", perStep(fresh.median().wall-mk, n))
+	fmt.Printf("  of which planning (fresh apply - executor):       %s\n", perStep(fresh.median().wall-fresh.median().exec, n))
+	fmt.Printf("  executor alone (executor - make):                 %s\n", perStep(fresh.median().exec-mk, n))
+	fmt.Printf("CPU per step beyond make's (fresh apply - make):    %s\n", perStep(fresh.median().cpu-makeS.median().cpu, n))
 	if base != "" {
 		fmt.Printf("base: weir's overhead per step:                     %s\n", perStep(baseCold.median().wall-mk, n))
 		fmt.Printf("  base: executor alone (executor - make):           %s\n", perStep(baseCold.median().exec-mk, n))
+		fmt.Printf("base: fresh state (fresh apply - make) / n:         %s\n", perStep(baseFresh.median().wall-mk, n))
+		fmt.Printf("base: CPU per step beyond make's:                   %s\n", perStep(baseFresh.median().cpu-makeS.median().cpu, n))
 	}
 	fmt.Printf("spawn cost per process, 1 at a time:                %s\n", perStep(spawn1.median().wall, n))
 	return nil
@@ -224,6 +247,20 @@ func timed(s *series, dir, name string, args ...string) error {
 		smp.exec, _ = time.ParseDuration(string(m[1]))
 	}
 	s.samples = append(s.samples, smp)
+	return nil
+}
+
+// freshState removes the state, the runs' folders and the artifacts of
+// the project in dir, keeping the cached evaluation of its spec: every
+// step runs again, as after a fresh clone of a project whose spec has
+// been evaluated once.
+func freshState(dir string) error {
+	w := filepath.Join(dir, ".weir")
+	for _, p := range []string{"state.db", "state.db-wal", "state.db-shm", "runs", "artifacts"} {
+		if err := os.RemoveAll(filepath.Join(w, p)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
