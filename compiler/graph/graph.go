@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"weir.dev/weir/internal/diag"
 	"weir.dev/weir/schema"
@@ -69,9 +70,7 @@ func Build(p *schema.Project, sm schema.SourceMap, opts Options) (*Graph, diag.D
 	if b.diags.HasErrors() {
 		return nil, b.sorted()
 	}
-	for _, s := range steps {
-		b.key(s)
-	}
+	b.keys(steps)
 	sort.SliceStable(b.changes, func(i, j int) bool { return b.changes[i].Address < b.changes[j].Address })
 	return &Graph{Steps: steps, Changes: b.changes, byAddr: b.byAddr}, b.sorted()
 }
@@ -106,6 +105,9 @@ type builder struct {
 	byAddr  map[string]*schema.Step
 	changes []*schema.Change
 	diags   diag.Diagnostics
+	// shared is held for what steps share while keys runs on several
+	// goroutines (see lockShared); nil otherwise.
+	shared *sync.Mutex
 }
 
 func (b *builder) sorted() diag.Diagnostics {

@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"path/filepath"
+	"runtime"
 	"sort"
+	"sync"
 
 	"weir.dev/weir/schema"
 )
@@ -14,6 +16,73 @@ import (
 // keyVersion is part of every cache key: bump it when the meaning of a step
 // kind changes so old results are not reused.
 const keyVersion = "weir-key-1"
+
+// parallelKeys is the number of steps from which keys computes them on
+// several goroutines (a variable for tests).
+var parallelKeys = 1000
+
+// keys computes the steps' cache keys (steps in topological order). A key
+// takes the keys of the step's inputs, so a large graph is keyed level by
+// level (a step's level is one more than the highest of its inputs'), the
+// steps of one level on several goroutines; the keys are those key gives
+// one step after the other.
+func (b *builder) keys(steps []*schema.Step) {
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	if workers < 2 || len(steps) < parallelKeys {
+		for _, s := range steps {
+			b.key(s)
+		}
+		return
+	}
+	level := make(map[*schema.Step]int, len(steps))
+	var levels [][]*schema.Step
+	for _, s := range steps {
+		l := 0
+		for _, in := range s.Inputs {
+			up := b.byAddr[in.Step]
+			if up == nil {
+				continue
+			}
+			ul, ok := level[up]
+			if !ok { // an input after the step: key it one after the other
+				for _, s := range steps {
+					b.key(s)
+				}
+				return
+			}
+			l = max(l, ul+1)
+		}
+		level[s] = l
+		if l == len(levels) {
+			levels = append(levels, nil)
+		}
+		levels[l] = append(levels[l], s)
+	}
+	b.shared = &sync.Mutex{}
+	defer func() { b.shared = nil }()
+	for _, ls := range levels {
+		var wg sync.WaitGroup
+		for i := range workers {
+			part := ls[i*len(ls)/workers : (i+1)*len(ls)/workers]
+			wg.Go(func() {
+				for _, s := range part {
+					b.key(s)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}
+
+// lockShared holds b.shared, when keys runs on several goroutines, for
+// what key shares between steps: diagnostics and AliasDigest.
+func (b *builder) lockShared() func() {
+	if b.shared == nil {
+		return func() {}
+	}
+	b.shared.Lock()
+	return b.shared.Unlock
+}
 
 // key computes a step's cache key from its parts: what it runs (kind,
 // command, image, environment without secret values, code digest, builtin
@@ -47,7 +116,9 @@ func (b *builder) key(s *schema.Step) {
 		if s.Run.Code != "" {
 			d, err := b.opts.Digests.Dir(filepath.Join(b.opts.Dir, s.Run.Code))
 			if err != nil {
+				unlock := b.lockShared()
 				b.errorf("missing-code", s.Element, "%s: reading code folder %s: %v", s.Address, s.Run.Code, err)
+				unlock()
 			}
 			s.Run.CodeDigest = d
 			parts["code"] = d
@@ -81,7 +152,9 @@ func (b *builder) key(s *schema.Step) {
 		// from this plan's register step: key on that version's content.
 		digest, found := "", false
 		if b.opts.AliasDigest != nil {
+			unlock := b.lockShared()
 			digest, found = b.opts.AliasDigest(model, alias)
+			unlock()
 		}
 		if !found {
 			digest = "none"
