@@ -142,6 +142,8 @@ type Run struct {
 	frees chan slotRelease
 	// active counts the launched steps that have not reported.
 	active atomic.Int32
+	// inflight holds the attempts under way not yet recorded as running.
+	inflight inflight
 	// spare holds empty work folders for the next steps (see recycle).
 	spareMu sync.Mutex
 	spare   []string
@@ -225,7 +227,9 @@ func Apply(ctx context.Context, p *schema.Plan, opts Options) (*Report, error) {
 	}
 	rep := &Report{RunID: r.ID, Counts: map[state.Status]int{}}
 	r.applyReadyChanges(ctx) // changes that need nothing
+	stopWatch := r.watchRunning()
 	err := r.schedule(ctx, order)
+	stopWatch()
 	r.removeSpares()
 	for _, n := range order {
 		rep.Steps = append(rep.Steps, n.report)

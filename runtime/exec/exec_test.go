@@ -429,3 +429,50 @@ func TestRetryWaitsForASlot(t *testing.T) {
 	assert.Equal(t, 2, status(rep, "tasks.flaky").Attempts)
 	assert.LessOrEqual(t, maxConcurrent(t, log), 2)
 }
+
+// TestLongStepIsRecordedAsRunning: a step that runs longer than a moment
+// is in the state as running while it runs (weir state and a concurrent
+// plan see it), and ends as succeeded; a short one is written once.
+func TestLongStepIsRecordedAsRunning(t *testing.T) {
+	defer exec.SetRunningAfter(50 * time.Millisecond)()
+	e := newEnv(t)
+	gate := filepath.Join(e.dir, "gate")
+	long := sh("tasks.long", `while [ ! -e "`+gate+`" ]; do sleep 0.01; done`)
+	short := sh("tasks.short", `true`)
+	opts := e.options(nil)
+	type result struct {
+		rep *exec.Report
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, err := exec.Apply(context.Background(), plan(long, short), opts)
+		done <- result{rep, err}
+	}()
+	ctx := context.Background()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		es, err := e.db.Executions(ctx, opts.RunID)
+		require.NoError(t, err)
+		running := false
+		for _, x := range es {
+			running = running || x.Address == "tasks.long" && x.Status == state.StatusRunning
+		}
+		if running {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tasks.long is not recorded as running: %d executions", len(es))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, os.WriteFile(gate, nil, 0o644))
+	res := <-done
+	require.NoError(t, res.err)
+	es, err := e.db.Executions(ctx, opts.RunID)
+	require.NoError(t, err)
+	require.Len(t, es, 2)
+	for _, x := range es {
+		assert.Equal(t, state.StatusSucceeded, x.Status, x.Address)
+	}
+}

@@ -256,16 +256,17 @@ type record struct {
 	logPath string
 
 	mu      sync.Mutex
+	ctx     context.Context // what begin was given, for writeRunning
 	started time.Time
 	begun   bool
-	timer   *time.Timer
 	ended   bool
 	id      int64 // the execution's ID once it is in the state
 	err     error // writing the running execution failed
 }
 
-// runningAfter is how long a step runs before it is recorded as running.
-const runningAfter = time.Second
+// runningAfter is how long a step runs before it is recorded as running
+// (a variable for tests).
+var runningAfter = time.Second
 
 // begin announces the attempt's start (at started); now records it as
 // running at once.
@@ -275,20 +276,14 @@ func (a *record) begin(ctx context.Context, started time.Time, now bool) error {
 	if a.begun {
 		return a.err
 	}
-	a.begun, a.started = true, started
+	a.begun, a.started, a.ctx = true, started, ctx
 	if now {
 		a.writeRunning(ctx)
 		if a.err != nil {
 			return a.err
 		}
 	} else {
-		a.timer = time.AfterFunc(runningAfter, func() {
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			if !a.ended {
-				a.writeRunning(ctx)
-			}
-		})
+		a.r.inflight.add(a)
 	}
 	s := a.n.step
 	a.r.event(Event{Time: started, Type: EventStart, Step: s.Address, Attempt: a.attempt})
@@ -305,6 +300,71 @@ func (a *record) writeRunning(ctx context.Context) {
 		Backend: s.Backend, Attempt: a.attempt, Started: a.started, LogPath: a.logPath})
 }
 
+// inflight holds the attempts begun and not yet ended that are not
+// recorded as running; one goroutine per run records those that have run
+// for runningAfter (a timer per step costs more than the rest of a short
+// step's bookkeeping).
+type inflight struct {
+	mu   sync.Mutex
+	recs map[*record]struct{}
+}
+
+func (f *inflight) add(a *record) {
+	f.mu.Lock()
+	if f.recs == nil {
+		f.recs = map[*record]struct{}{}
+	}
+	f.recs[a] = struct{}{}
+	f.mu.Unlock()
+}
+
+func (f *inflight) remove(a *record) {
+	f.mu.Lock()
+	delete(f.recs, a)
+	f.mu.Unlock()
+}
+
+// due takes out the attempts begun before t.
+func (f *inflight) due(t time.Time) []*record {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*record
+	for a := range f.recs {
+		if a.started.Before(t) {
+			out = append(out, a)
+			delete(f.recs, a)
+		}
+	}
+	return out
+}
+
+// watchRunning records the attempts that have run for runningAfter as
+// running, until stop is called.
+func (r *Run) watchRunning() (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(runningAfter / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				for _, a := range r.inflight.due(now.Add(-runningAfter)) {
+					a.mu.Lock()
+					if !a.ended {
+						a.writeRunning(a.ctx)
+					}
+					a.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
 // groupWait is how long a step's result may wait for the results of
 // steps running beside it, to be committed with them (see
 // state.WithGroupWait): a commit costs more than the few rows of a
@@ -319,12 +379,10 @@ func (a *record) finish(ctx context.Context, res state.ExecutionResult) (int64, 
 	if a.r.active.Load() > 1 {
 		ctx = state.WithGroupWait(ctx, groupWait)
 	}
+	a.r.inflight.remove(a)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.ended = true
-	if a.timer != nil {
-		a.timer.Stop() // a timer that fired waits for a.mu, then sees ended
-	}
+	a.ended = true // a watcher that took a meanwhile waits for a.mu, then sees it
 	switch {
 	case a.err != nil:
 		return 0, a.err
