@@ -113,8 +113,10 @@ type scheduler struct {
 	r        *Run
 	ctx      context.Context
 	results  chan *node
-	ready    nodeHeap // needs done, not launched
-	waiting  []*node  // asked for a slot, by plan order
+	work     chan *node    // hands a node to an idle worker
+	quit     chan struct{} // closed when the schedule ends: idle workers return
+	ready    nodeHeap      // needs done, not launched
+	waiting  []*node       // asked for a slot, by plan order
 	attempts map[*node]int
 
 	active     int // launched steps that have not reported
@@ -132,7 +134,7 @@ type scheduler struct {
 
 // schedule runs nodes as their needs finish, within the limits.
 func (r *Run) schedule(ctx context.Context, order []*node) error {
-	sc := &scheduler{r: r, ctx: ctx, results: make(chan *node), attempts: map[*node]int{},
+	sc := &scheduler{r: r, ctx: ctx, results: make(chan *node), work: make(chan *node), quit: make(chan struct{}), attempts: map[*node]int{},
 		perBackend: map[string]int{}, gpusFree: map[string]int{}, remaining: len(order)}
 	for b, g := range r.opts.GPUs {
 		sc.gpusFree[b] = g
@@ -142,6 +144,7 @@ func (r *Run) schedule(ctx context.Context, order []*node) error {
 			sc.ready.push(n)
 		}
 	}
+	defer close(sc.quit)
 	defer func() {
 		if sc.starved {
 			r.opts.State.HoldGroups(true)
@@ -310,13 +313,29 @@ func (sc *scheduler) launch() {
 			sc.preparing++
 			n.phase = phasePreparing
 		}
-		go func(n *node) {
-			rep := sc.r.runNode(sc.ctx, n)
-			sc.r.mu.Lock()
-			n.report = rep
-			sc.r.mu.Unlock()
-			sc.results <- n
-		}(n)
+		select {
+		case sc.work <- n: // an idle worker takes it
+		default:
+			go sc.worker(n)
+		}
+	}
+}
+
+// worker runs n, then the nodes launch hands it, until the schedule ends.
+// Workers are reused because a new goroutine's stack grows (and is
+// copied) while running a step, a good part of a short step's cost.
+func (sc *scheduler) worker(n *node) {
+	for {
+		rep := sc.r.runNode(sc.ctx, n)
+		sc.r.mu.Lock()
+		n.report = rep
+		sc.r.mu.Unlock()
+		sc.results <- n
+		select {
+		case n = <-sc.work:
+		case <-sc.quit:
+			return
+		}
 	}
 }
 
