@@ -1,6 +1,7 @@
 package view
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"sort"
@@ -12,8 +13,11 @@ import (
 // Plan prints a plan the way Terraform users expect: one line per step and
 // resource with its action symbol, address and reason, the policy findings,
 // and a summary line.
-func Plan(w io.Writer, p *schema.Plan) {
-	st := StyleFor(w)
+func Plan(out io.Writer, p *schema.Plan) {
+	st := StyleFor(out)
+	// A line per step: one system call per 64 KiB, not per line.
+	w := bufio.NewWriterSize(out, 64*1024)
+	defer w.Flush()
 	fmt.Fprintf(w, "Weir will apply project %s (state serial %d).\n", st.Bold(p.Project), p.StateSerial)
 	if len(p.Targets) > 0 {
 		fmt.Fprintf(w, "Targets: %s\n", strings.Join(p.Targets, ", "))
