@@ -141,6 +141,14 @@ waiver accepts.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := projectDir(args)
+			// The cached evaluation, the graph and the policy input
+			// are one large heap that lives to the end: as in the
+			// policy pass, a higher GC target saves most collections
+			// (a sixth of the CPU at 10,000 steps, for the same peak
+			// memory). GOGC, when set, wins.
+			if os.Getenv("GOGC") == "" {
+				defer debug.SetGCPercent(debug.SetGCPercent(400))
+			}
 			// The policies compile while the spec loads, for the
 			// policy pass to find them compiled unless the spec's
 			// policy section names other modules.
