@@ -118,7 +118,13 @@ func (in Input) value(touched func()) (ast.Value, error) {
 	obj := ast.NewObjectWithCapacity(5)
 	var lazyPlan ast.Object
 	if in.Project != nil {
-		v, err := c.value(in.Project)
+		var v ast.Value
+		var err error
+		if n := runtime.GOMAXPROCS(0); n > 1 && steps == nil && largeProject(in.Project) {
+			v, err = inputConverter.parallelStruct(reflect.ValueOf(in.Project).Elem(), min(n, 4))
+		} else {
+			v, err = c.value(in.Project)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -165,6 +171,17 @@ func (in Input) value(touched func()) (ast.Value, error) {
 		return lazyObject(obj, map[string]any{"plan": lazyPlan}), nil
 	}
 	return obj, nil
+}
+
+// parallelElements is the number of elements from which a project's
+// sections are converted on several goroutines, unless its plan's steps
+// are.
+const parallelElements = 1000
+
+func largeProject(p *schema.Project) bool {
+	n := len(p.Datasets) + len(p.Features) + len(p.Training) + len(p.Models) +
+		len(p.Serving) + len(p.Monitoring) + len(p.Batch) + len(p.Tasks)
+	return n >= parallelElements
 }
 
 // lazyObject is obj as an ast.LazyObject, with more keys: its values are

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -189,5 +190,29 @@ func assertSame(t *testing.T, lazy, eager *Engine, in Input, sm schema.SourceMap
 	want, _ := eager.finish(eager.collect(rs, eager.targets), sm)
 	if strings.Join(keys(got), "\n") != strings.Join(keys(want), "\n") {
 		t.Errorf("lazy input finds\n\t%s\nthe whole input\n\t%s", strings.Join(keys(got), "\n\t"), strings.Join(keys(want), "\n\t"))
+	}
+}
+
+// TestLargeProjectMatchesJSON: a project large enough for its sections to
+// be converted on several goroutines gives what the JSON round trip gives.
+func TestLargeProjectMatchesJSON(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	p, plan, lock, _ := generate(parallelElements/4 + 3)
+	if !largeProject(p) {
+		t.Fatal("the project is too small to be converted in parallel")
+	}
+	val, err := Input{Project: p, Plan: plan, Lock: lock}.lazyValue(func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := val.(ast.Object).Get(ast.StringTerm("project"))
+	var doc any
+	roundTrip(t, p, &doc)
+	want, err := ast.InterfaceToValue(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.Value.Compare(want) != 0 || got.Value.Hash() != want.Hash() {
+		t.Fatal("a large project converted in parallel differs from the JSON round trip")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/util"
@@ -386,25 +387,78 @@ func (c *converter) structEncoder(t reflect.Type) encoderFunc {
 		mark := len(cs.pairs)
 		for i := range fields {
 			f := &fields[i]
-			fv, ok := fieldByIndex(v, f.index)
-			if !ok {
-				continue
-			}
-			if f.omitEmpty && isEmpty(fv) || f.omitZero && fv.IsZero() {
-				continue
-			}
-			e, err := f.enc(cs, fv)
+			e, err := cs.field(f, v)
 			if err != nil {
 				cs.pairs = cs.pairs[:mark]
-				return nil, fmt.Errorf("%s: %w", f.key.Value, err)
+				return nil, err
 			}
-			cs.pairs = append(cs.pairs, [2]*ast.Term{f.key, e})
+			if e != nil {
+				cs.pairs = append(cs.pairs, [2]*ast.Term{f.key, e})
+			}
 		}
 		// The fields' names are distinct (fields drops clashes).
 		obj := ast.NewObject(cs.pairs[mark:]...)
 		cs.pairs = cs.pairs[:mark]
 		return cs.term(obj), nil
 	}
+}
+
+// field converts field f of struct v; nil when JSON leaves it out (a nil
+// embedded pointer on the way, omitempty, omitzero).
+func (cs *conversion) field(f *fieldCodec, v reflect.Value) (*ast.Term, error) {
+	fv, ok := fieldByIndex(v, f.index)
+	if !ok || f.omitEmpty && isEmpty(fv) || f.omitZero && fv.IsZero() {
+		return nil, nil
+	}
+	e, err := f.enc(cs, fv)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.key.Value, err)
+	}
+	return e, nil
+}
+
+// structFields lists the JSON fields of struct type t with their
+// encoders.
+func (c *converter) structFields(t reflect.Type) []fieldCodec {
+	fields := c.fields(t)
+	for i := range fields {
+		fields[i].enc = c.encoder(fields[i].typ)
+	}
+	return fields
+}
+
+// parallelStruct converts struct v as its encoder would, its fields shared
+// out between n goroutines, each with its own conversion (a large
+// project's sections).
+func (c *converter) parallelStruct(v reflect.Value, n int) (ast.Value, error) {
+	fields := c.structFields(v.Type())
+	terms := make([]*ast.Term, len(fields))
+	errs := make([]error, len(fields))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			cs := c.state()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(fields) {
+					return
+				}
+				terms[i], errs[i] = cs.field(&fields[i], v)
+			}
+		})
+	}
+	wg.Wait()
+	pairs := make([][2]*ast.Term, 0, len(fields))
+	for i, t := range terms {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if t != nil {
+			pairs = append(pairs, [2]*ast.Term{fields[i].key, t})
+		}
+	}
+	return ast.NewObject(pairs...), nil
 }
 
 // fieldByIndex is v.FieldByIndex that reports false instead of panicking
