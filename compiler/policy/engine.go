@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -111,6 +112,21 @@ type Engine struct {
 	singleOnce sync.Once
 	single     []rego.PreparedEvalQuery
 	singleErr  error
+
+	// groups share the targets out for evaluation on several
+	// goroutines (see evalAll), made on first use for one number of
+	// goroutines.
+	groupsOnce sync.Once
+	groups     []group
+	groupsErr  error
+}
+
+// group is targets evaluated by one query on one goroutine; index are
+// their indexes in Engine.targets.
+type group struct {
+	targets []*target
+	index   []int
+	query   rego.PreparedEvalQuery
 }
 
 // target is one policy package with finding rules.
@@ -386,37 +402,29 @@ func (e *Engine) Eval(ctx context.Context, in Input, sm schema.SourceMap) ([]sch
 	if len(e.targets) > 0 {
 		ectx, cancel := context.WithTimeout(ctx, e.timeout)
 		defer cancel()
+		workers := 1
+		if n := runtime.GOMAXPROCS(0); n > 1 && in.large() {
+			workers = min(n, 4, len(e.targets))
+		}
 		// First over the input with the plan's steps unconverted (most
 		// policies never read them); if evaluation reads them, it is
 		// stopped and made again over the whole input.
 		lctx, stop := context.WithCancel(ectx)
 		defer stop()
 		var touched atomic.Bool
-		val, err := in.lazyValue(func() { touched.Store(true); stop() })
+		val, err := in.lazy(func() { touched.Store(true); stop() })
 		if err != nil {
 			return nil, diag.Diagnostics{diag.Errorf("policy-input", "", nil, "cannot build the policy input: %v", err)}
 		}
-		rs, err := e.query.Eval(lctx, rego.EvalParsedInput(val))
-		if touched.Load() || err != nil && !isCancel(err) {
-			// The steps were read, or a policy failed: evalEach
-			// evaluates the policies one by one over the whole input.
-			var verr error
-			if val, verr = in.Value(); verr != nil {
-				return nil, diag.Diagnostics{diag.Errorf("policy-input", "", nil, "cannot build the policy input: %v", verr)}
+		raw, ds, err = e.evalAll(lctx, val, workers)
+		if touched.Load() {
+			if val, err = in.convert(nil); err != nil {
+				return nil, diag.Diagnostics{diag.Errorf("policy-input", "", nil, "cannot build the policy input: %v", err)}
 			}
-			if touched.Load() {
-				rs, err = e.query.Eval(ectx, rego.EvalParsedInput(val))
-			}
+			raw, ds, err = e.evalAll(ectx, val, workers)
 		}
-		switch {
-		case err == nil:
-			raw = e.collect(rs, e.targets)
-		case isCancel(err):
+		if err != nil {
 			return nil, diag.Diagnostics{e.cancelled(ctx)}
-		default:
-			var eds diag.Diagnostics
-			raw, eds = e.evalEach(ectx, ctx, val)
-			ds = append(ds, eds...)
 		}
 	}
 	findings, fds := e.finish(raw, sm)
@@ -472,17 +480,85 @@ func (e *Engine) collect(rs rego.ResultSet, targets []*target) []rawFinding {
 	return raw
 }
 
-// evalEach evaluates each target alone, after the combined query failed:
-// the failing ones become diagnostics, the others still give findings.
-func (e *Engine) evalEach(ctx, parent context.Context, val ast.Value) ([]rawFinding, diag.Diagnostics) {
+// evalAll evaluates every target over val, on workers goroutines: with
+// one, the one query over them all; with more, the targets' groups (see
+// share), a query each, on that many goroutines. A query that fails gives
+// way to each of its targets alone, so that the failing ones become
+// diagnostics and the others still give findings. Findings and
+// diagnostics come in the targets' order. The error is set, and the rest
+// nil, when evaluation was cancelled.
+func (e *Engine) evalAll(ctx context.Context, val *inputValue, workers int) ([]rawFinding, diag.Diagnostics, error) {
+	if workers > 1 {
+		e.groupsOnce.Do(func() { e.groups, e.groupsErr = e.share(workers) })
+	}
+	groups := e.groups
+	if workers <= 1 || e.groupsErr != nil || len(groups) < 2 {
+		all := make([]int, len(e.targets))
+		for i := range all {
+			all[i] = i
+		}
+		groups = []group{{targets: e.targets, index: all, query: e.query}}
+	}
+	results := make([]targetResult, len(e.targets))
+	ds := make([]diag.Diagnostics, len(groups))
+	errs := make([]error, len(groups))
+	run := func(gi int) {
+		g := groups[gi]
+		// Each goroutine its own value: a lazy object is not shared.
+		var rs []targetResult
+		rs, ds[gi], errs[gi] = e.evalGroup(ctx, val.value(), g)
+		for i, r := range rs {
+			results[g.index[i]] = r
+		}
+	}
+	if len(groups) == 1 {
+		run(0)
+	} else {
+		var wg sync.WaitGroup
+		for gi := range groups {
+			wg.Go(func() { run(gi) })
+		}
+		wg.Wait()
+	}
+	var raw []rawFinding
+	var all diag.Diagnostics
+	for gi := range groups {
+		if errs[gi] != nil {
+			return nil, nil, errs[gi]
+		}
+		all = append(all, ds[gi]...)
+	}
+	for _, r := range results {
+		raw = append(raw, r.raw...)
+		all = append(all, r.ds...)
+	}
+	return raw, all, nil
+}
+
+// targetResult is what evaluation gave for one target.
+type targetResult struct {
+	raw []rawFinding
+	ds  diag.Diagnostics
+}
+
+// evalGroup evaluates g's query over val, and when it fails each of g's
+// targets alone; it returns what each of g's targets gave, and the
+// diagnostics of the group (a failure to prepare the single queries).
+func (e *Engine) evalGroup(ctx context.Context, val ast.Value, g group) ([]targetResult, diag.Diagnostics, error) {
+	results := make([]targetResult, len(g.targets))
+	rs, err := g.query.Eval(ctx, rego.EvalParsedInput(val))
+	switch {
+	case err == nil:
+		for i, t := range g.targets {
+			results[i].raw = e.collect(rs, []*target{t})
+		}
+		return results, nil, nil
+	case isCancel(err):
+		return nil, nil, err
+	}
 	e.singleOnce.Do(func() {
 		for _, t := range e.targets {
-			q, err := rego.New(
-				rego.Query(queryText([]*target{t})),
-				rego.Compiler(e.compiler),
-				rego.Store(e.store),
-				rego.StrictBuiltinErrors(true),
-			).PrepareForEval(context.Background())
+			q, err := e.prepare([]*target{t})
 			if err != nil {
 				e.singleErr = err
 				return
@@ -491,22 +567,112 @@ func (e *Engine) evalEach(ctx, parent context.Context, val ast.Value) ([]rawFind
 		}
 	})
 	if e.singleErr != nil {
-		return nil, regoErrors("policy-error", e.singleErr, "")
+		return results, regoErrors("policy-error", e.singleErr, ""), nil
 	}
-	var raw []rawFinding
-	var ds diag.Diagnostics
-	for i, t := range e.targets {
-		rs, err := e.single[i].Eval(ctx, rego.EvalParsedInput(val))
-		if err != nil {
-			if isCancel(err) {
-				return raw, append(ds, e.cancelled(parent))
-			}
-			ds = append(ds, policyError(t.id, err))
-			continue
+	for i, t := range g.targets {
+		rs, err := e.single[g.index[i]].Eval(ctx, rego.EvalParsedInput(val))
+		switch {
+		case err == nil:
+			results[i].raw = e.collect(rs, []*target{t})
+		case isCancel(err):
+			return nil, nil, err
+		default:
+			results[i].ds = diag.Diagnostics{policyError(t.id, err)}
 		}
-		raw = append(raw, e.collect(rs, []*target{t})...)
 	}
-	return raw, ds
+	return results, nil, nil
+}
+
+// prepare prepares the query over targets.
+func (e *Engine) prepare(targets []*target) (rego.PreparedEvalQuery, error) {
+	return rego.New(
+		rego.Query(queryText(targets)),
+		rego.Compiler(e.compiler),
+		rego.Store(e.store),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(context.Background())
+}
+
+// share shares the targets out into at most n groups, a prepared query
+// each. An evaluation computes a rule (other than a function) once for
+// all the targets of its query that read it: targets that read one (the
+// built-in image, resource, code and secret policies read the run sites of
+// data.weir.lib.runs) stay in one group. Groups are then filled with
+// whole clusters of such targets, the largest first, each into the group
+// with the fewest targets.
+func (e *Engine) share(n int) ([]group, error) {
+	parent := make([]int, len(e.targets))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if parent[i] != i {
+			parent[i] = find(parent[i])
+		}
+		return parent[i]
+	}
+	readBy := map[*ast.Rule]int{} // a rule read, and the first target reading it
+	for i, t := range e.targets {
+		seen := map[*ast.Rule]bool{}
+		var walk func(r *ast.Rule)
+		walk = func(r *ast.Rule) {
+			if seen[r] {
+				return
+			}
+			seen[r] = true
+			if len(r.Head.Args) == 0 && !r.Module.Package.Path.Equal(t.pkg) {
+				if j, ok := readBy[r]; ok {
+					parent[find(i)] = find(j)
+				} else {
+					readBy[r] = i
+				}
+			}
+			for d := range e.compiler.Graph.Dependencies(r) {
+				if dr, ok := d.(*ast.Rule); ok {
+					walk(dr)
+				}
+			}
+		}
+		for _, kind := range t.kinds {
+			for _, r := range e.compiler.GetRules(t.pkg.Append(ast.StringTerm(kind))) {
+				walk(r)
+			}
+		}
+	}
+	clusters := map[int][]int{}
+	var roots []int
+	for i := range e.targets {
+		r := find(i)
+		if clusters[r] == nil {
+			roots = append(roots, r)
+		}
+		clusters[r] = append(clusters[r], i)
+	}
+	sort.SliceStable(roots, func(a, b int) bool { return len(clusters[roots[a]]) > len(clusters[roots[b]]) })
+	groups := make([]group, min(n, len(roots)))
+	for _, r := range roots {
+		g := &groups[0]
+		for k := range groups {
+			if len(groups[k].index) < len(g.index) {
+				g = &groups[k]
+			}
+		}
+		g.index = append(g.index, clusters[r]...)
+	}
+	for k := range groups {
+		g := &groups[k]
+		sort.Ints(g.index)
+		for _, i := range g.index {
+			g.targets = append(g.targets, e.targets[i])
+		}
+		q, err := e.prepare(g.targets)
+		if err != nil {
+			return nil, err
+		}
+		g.query = q
+	}
+	return groups, nil
 }
 
 // policyError adapts an evaluation error of the rule id.

@@ -86,22 +86,49 @@ var (
 // structs (no JSON text in between). A large plan's steps are converted in
 // parallel, in chunks, while this goroutine converts the rest.
 func (in Input) Value() (ast.Value, error) {
-	return in.value(nil)
+	v, err := in.convert(nil)
+	if err != nil {
+		return nil, err
+	}
+	return v.value(), nil
 }
 
-// lazyValue is Value with the plan's steps, nine tenths of the input of a
+// inputValue is a converted input. Its value is a new lazy object each
+// time when the plan's steps are left unconverted (ast.LazyObject records
+// what it converts, and one goroutine may use it at a time), the same
+// object otherwise.
+type inputValue struct {
+	obj ast.Object
+	// plan, when set, is the plan without its steps, which value adds
+	// as a stand-in calling touched.
+	plan    ast.Object
+	touched func()
+}
+
+func (v *inputValue) value() ast.Value {
+	if v.plan == nil {
+		return v.obj
+	}
+	// An object's hash is made of its values' hashes, which would
+	// convert the stand-in: the lazy plan can only be in a lazy object.
+	plan := lazyObject(v.plan, map[string]any{"steps": deferred{v.touched}})
+	return lazyObject(v.obj, map[string]any{"plan": plan})
+}
+
+// lazy is the input with the plan's steps, nine tenths of the input of a
 // large plan and read by few policies, left unconverted until evaluation
-// reads them: input.plan is a lazy object (ast.LazyObject) whose steps key
-// holds a stand-in, and the first time evaluation converts the stand-in
-// (reading input.plan.steps, or all of input.plan), touched is called and
-// the steps read as an empty array. An evaluation during which touched was
-// called must be discarded and made again over Value; one during which it
-// was not never saw the steps, and its result is that of Value.
-func (in Input) lazyValue(touched func()) (ast.Value, error) {
-	return in.value(touched)
+// reads them: in its values, input.plan is a lazy object (ast.LazyObject)
+// whose steps key holds a stand-in, and the first time evaluation converts
+// the stand-in (reading input.plan.steps, or all of input.plan), touched is
+// called and the steps read as an empty array. An evaluation during which
+// touched was called must be discarded and made again over Value; one
+// during which it was not never saw the steps, and its result is that of
+// Value.
+func (in Input) lazy(touched func()) (*inputValue, error) {
+	return in.convert(touched)
 }
 
-func (in Input) value(touched func()) (ast.Value, error) {
+func (in Input) convert(touched func()) (*inputValue, error) {
 	var steps func() (*ast.Term, error)
 	plan := in.Plan
 	lazy := touched != nil && plan != nil && len(plan.Steps) > 0
@@ -115,8 +142,8 @@ func (in Input) value(touched func()) (ast.Value, error) {
 		plan = &shallow
 	}
 	c := inputConverter.state()
-	obj := ast.NewObjectWithCapacity(5)
-	var lazyPlan ast.Object
+	out := &inputValue{obj: ast.NewObjectWithCapacity(5), touched: touched}
+	obj := out.obj
 	if in.Project != nil {
 		var v ast.Value
 		var err error
@@ -137,10 +164,7 @@ func (in Input) value(touched func()) (ast.Value, error) {
 		}
 		switch {
 		case lazy:
-			// An object's hash is made of its values' hashes, which
-			// would convert the stand-in: the lazy plan can only be
-			// in a lazy object.
-			lazyPlan = lazyObject(v.(ast.Object), map[string]any{"steps": deferred{touched}})
+			out.plan = v.(ast.Object)
 		case steps != nil:
 			t, err := steps()
 			if err != nil {
@@ -148,7 +172,7 @@ func (in Input) value(touched func()) (ast.Value, error) {
 			}
 			v.(ast.Object).Insert(keySteps, t)
 		}
-		if lazyPlan == nil {
+		if !lazy {
 			obj.Insert(keyPlan, ast.NewTerm(v))
 		}
 	}
@@ -167,16 +191,19 @@ func (in Input) value(touched func()) (ast.Value, error) {
 		return nil, err
 	}
 	obj.Insert(keyContext, ast.NewTerm(ctx))
-	if lazyPlan != nil {
-		return lazyObject(obj, map[string]any{"plan": lazyPlan}), nil
-	}
-	return obj, nil
+	return out, nil
 }
 
 // parallelElements is the number of elements from which a project's
 // sections are converted on several goroutines, unless its plan's steps
 // are.
 const parallelElements = 1000
+
+// large reports whether the input is large enough for its policies to be
+// evaluated on several goroutines: a large project or plan.
+func (in Input) large() bool {
+	return in.Project != nil && largeProject(in.Project) || in.Plan != nil && len(in.Plan.Steps) >= parallelSteps
+}
 
 func largeProject(p *schema.Project) bool {
 	n := len(p.Datasets) + len(p.Features) + len(p.Training) + len(p.Models) +

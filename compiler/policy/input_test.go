@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -162,10 +163,11 @@ deny contains sprintf("hash %d", [count(plans)]) if {
 func touches(t *testing.T, e *Engine, in Input) bool {
 	t.Helper()
 	touched := false
-	val, err := in.lazyValue(func() { touched = true })
+	lv, err := in.lazy(func() { touched = true })
 	if err != nil {
 		t.Fatal(err)
 	}
+	val := lv.value()
 	// An evaluation that read the stand-in may fail: Eval discards it.
 	_, err = e.query.Eval(context.Background(), rego.EvalParsedInput(val))
 	if err != nil && !touched {
@@ -201,10 +203,11 @@ func TestLargeProjectMatchesJSON(t *testing.T) {
 	if !largeProject(p) {
 		t.Fatal("the project is too small to be converted in parallel")
 	}
-	val, err := Input{Project: p, Plan: plan, Lock: lock}.lazyValue(func() {})
+	lv, err := Input{Project: p, Plan: plan, Lock: lock}.lazy(func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
+	val := lv.value()
 	got := val.(ast.Object).Get(ast.StringTerm("project"))
 	var doc any
 	roundTrip(t, p, &doc)
@@ -214,5 +217,87 @@ func TestLargeProjectMatchesJSON(t *testing.T) {
 	}
 	if got == nil || got.Value.Compare(want) != 0 || got.Value.Hash() != want.Hash() {
 		t.Fatal("a large project converted in parallel differs from the JSON round trip")
+	}
+}
+
+// TestParallelEval: over a large input, the policies evaluated one by one
+// on several goroutines give the findings and diagnostics of the one query
+// on one (a failing policy a diagnostic, the others their findings), and
+// a timeout stops them.
+func TestParallelEval(t *testing.T) {
+	p, plan, lock, config := generate(parallelElements/4 + 3)
+	in := Input{Project: p, Plan: plan, Lock: lock}
+	if !in.large() {
+		t.Fatal("the input is too small for the policies to be evaluated in parallel")
+	}
+	dir := writeFiles(t, map[string]string{
+		"conflict.rego": "package weir.conflict\n\ndeny := \"a\" if input.project.project\ndeny := \"b\" if input.project.project\n",
+		"steps.rego":    "package weir.steps\n\nwarn contains sprintf(\"%d steps\", [count(input.plan.steps)])\n",
+	})
+	e := newEngine(t, Options{Builtin: true, Dirs: []string{dir}, Config: config})
+	eval := func(procs int) string {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		findings, ds := e.Eval(context.Background(), in, nil)
+		var b strings.Builder
+		for _, f := range findings {
+			fmt.Fprintf(&b, "%s %s %s %s\n", f.Rule, f.Severity, f.Path, f.Message)
+		}
+		for _, d := range ds {
+			fmt.Fprintf(&b, "%s %s\n", d.Code, d.Summary)
+		}
+		return b.String()
+	}
+	one, par := eval(1), eval(4)
+	if one != par {
+		t.Errorf("one query finds\n%s\nin parallel\n%s", one, par)
+	}
+	for _, want := range []string{"policy-error policy error in rule weir.conflict", fmt.Sprintf("weir.steps warning  %d steps", len(plan.Steps)), "weir.image.digest error"} {
+		if !strings.Contains(par, want) {
+			t.Errorf("no %q in\n%s", want, par)
+		}
+	}
+
+	slow := writeFiles(t, map[string]string{"slow.rego": "package weir.slow\n\ndeny contains \"never\" if {\n\tsome i in numbers.range(1, 100000)\n\tsome j in numbers.range(1, 100000)\n\ti * j == -1\n}\n"})
+	e = newEngine(t, Options{Builtin: true, Dirs: []string{slow}, Config: config, Timeout: 50 * time.Millisecond})
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	if _, ds := e.Eval(context.Background(), in, nil); len(ds) != 1 || ds[0].Code != "policy-timeout" {
+		t.Errorf("want one policy-timeout, got %v", ds)
+	}
+}
+
+// TestShare: the built-in policies that read the run sites of
+// data.weir.lib.runs (computed once per query) share one group; the others
+// fill the second.
+func TestShare(t *testing.T) {
+	e := newEngine(t, Options{Builtin: true})
+	groups, err := e.share(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 2 || len(groups[0].targets) == 0 || len(groups[1].targets) == 0 {
+		t.Fatalf("%d groups, want 2 non-empty", len(groups))
+	}
+	in := map[string]int{}
+	n := 0
+	for gi, g := range groups {
+		for i, tg := range g.targets {
+			in[tg.id] = gi
+			if e.targets[g.index[i]] != tg {
+				t.Errorf("group %d: index %d is not %s", gi, g.index[i], tg.id)
+			}
+			n++
+		}
+	}
+	if n != len(e.targets) {
+		t.Errorf("%d targets in groups, want %d", n, len(e.targets))
+	}
+	sites := []string{"weir.code.in_repo", "weir.gpu.quota.backend", "weir.image.digest", "weir.image.latest", "weir.image.registry", "weir.resources.required", "weir.secrets.env"}
+	for _, id := range sites {
+		if in[id] != in[sites[0]] {
+			t.Errorf("%s is not in the group of %s: %v", id, sites[0], in)
+		}
+	}
+	if in["weir.pii.features"] == in[sites[0]] {
+		t.Errorf("weir.pii.features shares the run sites' group: %v", in)
 	}
 }
