@@ -165,7 +165,50 @@ func (b *builder) key(s *schema.Step) {
 	// Ordering-only dependencies (a validation gate) change nothing the
 	// step reads, so they stay out of the key.
 	s.KeyParts = parts
-	s.CacheKey = schema.CacheKey(parts)
+	s.CacheKey = cacheKey(parts)
+}
+
+// cacheKey is schema.CacheKey(parts) without encoding/json's reflection
+// and map sorting when every key and value is plain (printable ASCII that
+// JSON writes as it is: key parts are digests, kinds, image references and
+// paths): the same bytes into the same hash. TestCacheKey holds it to
+// schema.CacheKey.
+func cacheKey(parts map[string]string) string {
+	keys := make([]string, 0, len(parts))
+	size := 2
+	for k, v := range parts {
+		if !plain(k) || !plain(v) {
+			return schema.CacheKey(parts)
+		}
+		keys = append(keys, k)
+		size += len(k) + len(v) + 6
+	}
+	sort.Strings(keys)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':', '"')
+		b = append(b, parts[k]...)
+		b = append(b, '"')
+	}
+	b = append(b, '}')
+	return digestBytes(b)
+}
+
+// plain reports whether encoding/json writes s between quotes as it is.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 func (b *builder) cacheIgnore(s *schema.Step) []string {
@@ -188,6 +231,25 @@ func (b *builder) cacheIgnore(s *schema.Step) []string {
 }
 
 func digestJSON(v any) string {
+	if ss, ok := v.([]string); ok && ss != nil { // commands, outputs
+		b := make([]byte, 0, 64)
+		b = append(b, '[')
+		for i, s := range ss {
+			if !plain(s) {
+				b = nil
+				break
+			}
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, s...)
+			b = append(b, '"')
+		}
+		if b != nil {
+			return digestBytes(append(b, ']'))
+		}
+	}
 	data, err := json.Marshal(v) // maps marshal with sorted keys: canonical
 	if err != nil {
 		panic("graph: " + err.Error()) // plain data always marshals

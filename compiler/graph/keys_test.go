@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"runtime"
 	"testing"
@@ -44,6 +45,41 @@ func TestParallelKeys(t *testing.T) {
 		}
 		if s.CacheKey == "" {
 			t.Fatalf("%s has no key", s.Address)
+		}
+	}
+}
+
+// TestCacheKey: cacheKey is schema.CacheKey, plain or not.
+func TestCacheKey(t *testing.T) {
+	for _, parts := range []map[string]string{
+		{},
+		{"kind": "weir-key-1:trial", "image": "registry.example.com/ml/a:1.2@sha256:ab", "code": "sha256:00", "input:features": "sha256:11/features"},
+		{"a": "x y", "b": "~!#$%^*()_+-={}[]|:;',./?`"},
+		{"quote": `say "hi"`},
+		{"back": `C:\code`},
+		{"html": "<a href=x>&</a>"},
+		{"ctl": "tab\there\nnew"},
+		{"utf8": "café ☕"},
+		{"bad": "\xff\xfe"},
+		{"sep": "\u2028\u2029"},
+		{"del": "\x7f"},
+		{"k\"ey": "v"},
+	} {
+		if got, want := cacheKey(parts), schema.CacheKey(parts); got != want {
+			t.Errorf("%q: %s, want %s", parts, got, want)
+		}
+	}
+}
+
+// TestDigestStrings: digestJSON of a []string is that of its JSON.
+func TestDigestStrings(t *testing.T) {
+	for _, ss := range [][]string{nil, {}, {"python", "train.py"}, {"a b", "<x>"}, {`"q"`}, {"é"}} {
+		b, err := json.Marshal(ss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := digestJSON(ss), digestBytes(b); got != want {
+			t.Errorf("%q: %s, want %s", ss, got, want)
 		}
 	}
 }
