@@ -4,6 +4,11 @@
 // protocol of plugins/proto (Open). To the executor a plugin is a backend
 // like any built-in one.
 //
+// Tasks go over one long-lived Tasks stream per plugin process when the
+// plugin serves it (Describe's tasks_stream), a Run call each otherwise,
+// Submit and Watch when the plugin has neither; one goroutine per stream
+// reads the events into per-task queues, so no watcher holds up another.
+//
 // It owns the plugin processes it starts: a plugin that dies mid-step fails
 // the step with the tail of its stderr and is started again on the next
 // Submit; a plugin that does not answer Cancel in time is killed with its

@@ -250,5 +250,5 @@ type taskEvents struct {
 }
 
 func (e *taskEvents) watch(ctx context.Context) eventStream { e.ctx = ctx; return e }
-func (e *taskEvents) Recv() (*pb.WatchEvent, error)            { return e.st.recv(e.ctx) }
-func (e *taskEvents) stop()                                    { e.st.stop() }
+func (e *taskEvents) Recv() (*pb.WatchEvent, error)         { return e.st.recv(e.ctx) }
+func (e *taskEvents) stop()                                 { e.st.stop() }

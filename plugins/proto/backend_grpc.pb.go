@@ -65,9 +65,9 @@ type BackendClient interface {
 	// the last message holds the task's result. Closing the stream stops
 	// watching, not the task.
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
-	// Run is Submit and Watch in one call, the way Weir runs every task: the
-	// first message of the stream holds the task's ID (submitted), the rest
-	// are what Watch would send. Closing the stream stops watching, not the
+	// Run is Submit and Watch in one call, the way Weir runs every task on a
+	// plugin that does not serve Tasks: the first message of the stream
+	// holds the task's ID (submitted), the rest are what Watch would send. Closing the stream stops watching, not the
 	// task, which Watch can then follow. A plugin may answer UNIMPLEMENTED:
 	// Weir then calls Submit and Watch.
 	Run(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
@@ -254,9 +254,9 @@ type BackendServer interface {
 	// the last message holds the task's result. Closing the stream stops
 	// watching, not the task.
 	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
-	// Run is Submit and Watch in one call, the way Weir runs every task: the
-	// first message of the stream holds the task's ID (submitted), the rest
-	// are what Watch would send. Closing the stream stops watching, not the
+	// Run is Submit and Watch in one call, the way Weir runs every task on a
+	// plugin that does not serve Tasks: the first message of the stream
+	// holds the task's ID (submitted), the rest are what Watch would send. Closing the stream stops watching, not the
 	// task, which Watch can then follow. A plugin may answer UNIMPLEMENTED:
 	// Weir then calls Submit and Watch.
 	Run(*SubmitRequest, grpc.ServerStreamingServer[WatchEvent]) error
