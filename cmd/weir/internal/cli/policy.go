@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,15 +75,24 @@ func policyContext(dir string) policy.Context {
 		Environment: os.Getenv("WEIR_ENV")}
 }
 
+// startPolicyContext runs policyContext (three git commands) on another
+// goroutine; the function returned waits for it.
+func startPolicyContext(dir string) func() policy.Context {
+	who := make(chan policy.Context, 1)
+	go func() { who <- policyContext(dir) }()
+	return sync.OnceValue(func() policy.Context { return <-who })
+}
+
 // policyPass is the compiler's policy pass as the CLI wires it.
 func policyPass(dir string, lock policy.Lock, changes any) compiler.PolicyFunc {
-	return policyPassThen(dir, lock, changes, nil)
+	return policyPassThen(dir, lock, changes, nil, nil)
 }
 
 // policyPassThen is policyPass calling then, when set, with the engine and
 // the input it evaluated (weir policy check reads the rules from the same
-// engine, and --dump-input writes the input).
-func policyPassThen(dir string, lock policy.Lock, changes any, then func(*policy.Engine, policy.Input) error) compiler.PolicyFunc {
+// engine, and --dump-input writes the input). who, when set, gives the
+// policy context (see startPolicyContext); else the pass starts it.
+func policyPassThen(dir string, lock policy.Lock, changes any, who func() policy.Context, then func(*policy.Engine, policy.Input) error) compiler.PolicyFunc {
 	return func(ctx context.Context, ld *load.Result, p *schema.Plan) ([]schema.Finding, diag.Diagnostics) {
 		// The input document and its evaluation are a large heap that
 		// lives until the findings are made (60 MB at 10,000 steps): a
@@ -93,8 +103,9 @@ func policyPassThen(dir string, lock policy.Lock, changes any, then func(*policy
 		}
 		// Who and which commit (three git commands) while the policies
 		// compile.
-		who := make(chan policy.Context, 1)
-		go func() { who <- policyContext(dir) }()
+		if who == nil {
+			who = startPolicyContext(dir)
+		}
 		opts, ds := policyOptions(dir, ld.Project)
 		if ds.HasErrors() {
 			return nil, ds
@@ -104,7 +115,7 @@ func policyPassThen(dir string, lock policy.Lock, changes any, then func(*policy
 		if ds.HasErrors() {
 			return nil, ds
 		}
-		in := policy.Input{Project: ld.Project, Plan: p, Lock: lock, Changes: changes, Context: <-who}
+		in := policy.Input{Project: ld.Project, Plan: p, Lock: lock, Changes: changes, Context: who()}
 		findings, ds3 := eng.Eval(ctx, in, ld.Sources)
 		ds = append(ds, ds3...)
 		if then != nil {
@@ -151,9 +162,11 @@ waiver accepts.`,
 			}
 			// The policies compile while the spec loads, for the
 			// policy pass to find them compiled unless the spec's
-			// policy section names other modules.
+			// policy section names other modules; and git tells the
+			// commit and branch.
 			warm, _ := policyOptions(dir, &schema.Project{})
 			policy.Warm(warm)
+			who := startPolicyContext(dir)
 			opts := compileOptions(dir)
 			proj, err := openProject(cmd.Context(), dir)
 			if err != nil {
@@ -166,7 +179,7 @@ waiver accepts.`,
 			opts.Lower = nil
 			// One engine evaluates the policies and names their rules.
 			var eng *policy.Engine
-			opts.Policy = policyPassThen(dir, policy.Lock{}, nil, func(e *policy.Engine, in policy.Input) error {
+			opts.Policy = policyPassThen(dir, policy.Lock{}, nil, who, func(e *policy.Engine, in policy.Input) error {
 				eng = e
 				if dumpDir == "" {
 					return nil
