@@ -64,7 +64,7 @@ func TestDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := back.query.Eval(ctx, rego.EvalParsedInput(val))
+	rs, err := back.all.query.Eval(ctx, rego.EvalParsedInput(val))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -101,7 +102,6 @@ type Engine struct {
 	compiler *ast.Compiler
 	store    storage.Store
 	targets  []*target
-	query    rego.PreparedEvalQuery
 
 	// files and data are the bundle's sources, for Dump.
 	files map[string]moduleFile
@@ -113,9 +113,17 @@ type Engine struct {
 	single     []rego.PreparedEvalQuery
 	singleErr  error
 
-	// groups share the targets out for evaluation on several
-	// goroutines (see evalAll), made on first use for one number of
-	// goroutines.
+	// all is every target; readers are those that may read the plan's
+	// steps (see readsSteps), others the rest (nil when none).
+	all, readers, others *targetSet
+}
+
+// targetSet is targets evaluated together: one query over them all and,
+// made on first use for one number of goroutines, their groups for
+// evaluation on several (see evalSet).
+type targetSet struct {
+	index      []int // in Engine.targets, ascending
+	query      rego.PreparedEvalQuery
 	groupsOnce sync.Once
 	groups     []group
 	groupsErr  error
@@ -195,18 +203,49 @@ func New(ctx context.Context, opts Options) (*Engine, diag.Diagnostics) {
 		e.ruleIDs[e.rules[i].ID] = true
 	}
 	if len(e.targets) > 0 {
-		q, err := rego.New(
-			rego.Query(queryText(e.targets)),
-			rego.Compiler(e.compiler),
-			rego.Store(e.store),
-			rego.StrictBuiltinErrors(true),
-		).PrepareForEval(ctx)
+		var all, readers, others []int
+		for i, t := range e.targets {
+			all = append(all, i)
+			if slices.ContainsFunc(e.rulesOf(t), readsSteps) {
+				readers = append(readers, i)
+			} else {
+				others = append(others, i)
+			}
+		}
+		var err error
+		if e.all, err = e.newSet(ctx, all); err == nil && len(readers) > 0 {
+			if e.readers, err = e.newSet(ctx, readers); err == nil && len(others) > 0 {
+				e.others, err = e.newSet(ctx, others)
+			}
+		}
 		if err != nil {
 			return nil, append(ds, regoErrors("policy-compile", err, "")...)
 		}
-		e.query = q
 	}
 	return e, ds
+}
+
+// newSet prepares the query over the targets at index.
+func (e *Engine) newSet(ctx context.Context, index []int) (*targetSet, error) {
+	q, err := rego.New(
+		rego.Query(queryText(e.at(index))),
+		rego.Compiler(e.compiler),
+		rego.Store(e.store),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &targetSet{index: index, query: q}, nil
+}
+
+// at is the targets at index.
+func (e *Engine) at(index []int) []*target {
+	out := make([]*target, len(index))
+	for i, j := range index {
+		out[i] = e.targets[j]
+	}
+	return out
 }
 
 // queryText is one query over every target: for each finding rule, a
@@ -396,6 +435,11 @@ type rawFinding struct {
 // function's error such as a type error) gives a "policy-error" diagnostic
 // naming its rule; the other policies' findings are still returned.
 // Evaluation running longer than the timeout is stopped ("policy-timeout").
+//
+// The input is converted from in directly, its plan's steps only if a
+// policy reads them (see Input.lazy), and a large input's policies are
+// evaluated in groups on several goroutines (see evalAll); the findings
+// are the same.
 func (e *Engine) Eval(ctx context.Context, in Input, sm schema.SourceMap) ([]schema.Finding, diag.Diagnostics) {
 	var ds diag.Diagnostics
 	var raw []rawFinding
@@ -406,9 +450,10 @@ func (e *Engine) Eval(ctx context.Context, in Input, sm schema.SourceMap) ([]sch
 		if n := runtime.GOMAXPROCS(0); n > 1 && in.large() {
 			workers = min(n, 4, len(e.targets))
 		}
-		// First over the input with the plan's steps unconverted (most
-		// policies never read them); if evaluation reads them, it is
-		// stopped and made again over the whole input.
+		// Over the input with the plan's steps unconverted (most
+		// policies never read them), the policies that may read them
+		// first: if one does, evaluation stops and is made again over
+		// the whole input, having done little for nothing.
 		lctx, stop := context.WithCancel(ectx)
 		defer stop()
 		var touched atomic.Bool
@@ -416,15 +461,41 @@ func (e *Engine) Eval(ctx context.Context, in Input, sm schema.SourceMap) ([]sch
 		if err != nil {
 			return nil, diag.Diagnostics{diag.Errorf("policy-input", "", nil, "cannot build the policy input: %v", err)}
 		}
-		raw, ds, err = e.evalAll(lctx, val, workers)
+		results := make([]targetResult, len(e.targets))
+		var sets []*targetSet
+		switch {
+		case val.plan == nil || e.readers == nil:
+			sets = []*targetSet{e.all}
+		case e.others == nil:
+			sets = []*targetSet{e.readers}
+		default:
+			sets = []*targetSet{e.readers, e.others}
+		}
+		for _, set := range sets {
+			n := workers
+			if set == e.readers && len(sets) > 1 {
+				n = 1 // few, and in a hurry to touch the steps
+			}
+			var sds diag.Diagnostics
+			sds, err = e.evalSet(lctx, set, val, n, results)
+			ds = append(ds, sds...)
+			if err != nil || touched.Load() {
+				break
+			}
+		}
 		if touched.Load() {
-			if val, err = in.convert(nil); err != nil {
+			if val, err = in.withSteps(val); err != nil {
 				return nil, diag.Diagnostics{diag.Errorf("policy-input", "", nil, "cannot build the policy input: %v", err)}
 			}
-			raw, ds, err = e.evalAll(ectx, val, workers)
+			results = make([]targetResult, len(e.targets))
+			ds, err = e.evalSet(ectx, e.all, val, workers, results)
 		}
 		if err != nil {
 			return nil, diag.Diagnostics{e.cancelled(ctx)}
+		}
+		for _, r := range results {
+			raw = append(raw, r.raw...)
+			ds = append(ds, r.ds...)
 		}
 	}
 	findings, fds := e.finish(raw, sm)
@@ -480,26 +551,22 @@ func (e *Engine) collect(rs rego.ResultSet, targets []*target) []rawFinding {
 	return raw
 }
 
-// evalAll evaluates every target over val, on workers goroutines: with
-// one, the one query over them all; with more, the targets' groups (see
-// share), a query each, on that many goroutines. A query that fails gives
-// way to each of its targets alone, so that the failing ones become
-// diagnostics and the others still give findings. Findings and
-// diagnostics come in the targets' order. The error is set, and the rest
-// nil, when evaluation was cancelled.
-func (e *Engine) evalAll(ctx context.Context, val *inputValue, workers int) ([]rawFinding, diag.Diagnostics, error) {
+// evalSet evaluates set's targets over val, on workers goroutines: with
+// one, the one query over them all; with more, their groups (see share),
+// a query each, on that many goroutines. A query that fails gives way to
+// each of its targets alone, so that the failing ones become diagnostics
+// and the others still give findings. What each target gives goes into
+// results at its index; the diagnostics returned are the set's own (a
+// failure to prepare the single queries). The error is set when
+// evaluation was cancelled.
+func (e *Engine) evalSet(ctx context.Context, set *targetSet, val *inputValue, workers int, results []targetResult) (diag.Diagnostics, error) {
 	if workers > 1 {
-		e.groupsOnce.Do(func() { e.groups, e.groupsErr = e.share(workers) })
+		set.groupsOnce.Do(func() { set.groups, set.groupsErr = e.share(set, workers) })
 	}
-	groups := e.groups
-	if workers <= 1 || e.groupsErr != nil || len(groups) < 2 {
-		all := make([]int, len(e.targets))
-		for i := range all {
-			all[i] = i
-		}
-		groups = []group{{targets: e.targets, index: all, query: e.query}}
+	groups := set.groups
+	if workers <= 1 || set.groupsErr != nil || len(groups) < 2 {
+		groups = []group{{targets: e.at(set.index), index: set.index, query: set.query}}
 	}
-	results := make([]targetResult, len(e.targets))
 	ds := make([]diag.Diagnostics, len(groups))
 	errs := make([]error, len(groups))
 	run := func(gi int) {
@@ -520,19 +587,14 @@ func (e *Engine) evalAll(ctx context.Context, val *inputValue, workers int) ([]r
 		}
 		wg.Wait()
 	}
-	var raw []rawFinding
 	var all diag.Diagnostics
 	for gi := range groups {
 		if errs[gi] != nil {
-			return nil, nil, errs[gi]
+			return nil, errs[gi]
 		}
 		all = append(all, ds[gi]...)
 	}
-	for _, r := range results {
-		raw = append(raw, r.raw...)
-		all = append(all, r.ds...)
-	}
-	return raw, all, nil
+	return all, nil
 }
 
 // targetResult is what evaluation gave for one target.
@@ -593,6 +655,56 @@ func (e *Engine) prepare(targets []*target) (rego.PreparedEvalQuery, error) {
 	).PrepareForEval(context.Background())
 }
 
+// rulesOf lists the rules t's finding rules read, themselves included,
+// directly or not.
+func (e *Engine) rulesOf(t *target) []*ast.Rule {
+	seen := map[*ast.Rule]bool{}
+	var out []*ast.Rule
+	var walk func(r *ast.Rule)
+	walk = func(r *ast.Rule) {
+		if seen[r] {
+			return
+		}
+		seen[r] = true
+		out = append(out, r)
+		for d := range e.compiler.Graph.Dependencies(r) {
+			if dr, ok := d.(*ast.Rule); ok {
+				walk(dr)
+			}
+		}
+	}
+	for _, kind := range t.kinds {
+		for _, r := range e.compiler.GetRules(t.pkg.Append(ast.StringTerm(kind))) {
+			walk(r)
+		}
+	}
+	return out
+}
+
+// readsSteps reports whether rule r may read input.plan.steps: a ref to
+// input whose path could lead there (input, input.plan, input[x].steps
+// ...).
+func readsSteps(r *ast.Rule) bool {
+	path := []string{"plan", "steps"}
+	found := false
+	ast.WalkRefs(r, func(ref ast.Ref) bool {
+		if found || !ref[0].Equal(ast.InputRootDocument) {
+			return found
+		}
+		for i, p := range path {
+			if i+1 >= len(ref) {
+				break
+			}
+			if s, ok := ref[i+1].Value.(ast.String); ok && string(s) != p {
+				return false
+			}
+		}
+		found = true
+		return true
+	})
+	return found
+}
+
 // share shares the targets out into at most n groups, a prepared query
 // each. An evaluation computes a rule (other than a function) once for
 // all the targets of its query that read it: targets that read one (the
@@ -600,8 +712,9 @@ func (e *Engine) prepare(targets []*target) (rego.PreparedEvalQuery, error) {
 // data.weir.lib.runs) stay in one group. Groups are then filled with
 // whole clusters of such targets, the largest first, each into the group
 // with the fewest targets.
-func (e *Engine) share(n int) ([]group, error) {
-	parent := make([]int, len(e.targets))
+func (e *Engine) share(set *targetSet, n int) ([]group, error) {
+	targets := e.at(set.index)
+	parent := make([]int, len(targets))
 	for i := range parent {
 		parent[i] = i
 	}
@@ -613,14 +726,8 @@ func (e *Engine) share(n int) ([]group, error) {
 		return parent[i]
 	}
 	readBy := map[*ast.Rule]int{} // a rule read, and the first target reading it
-	for i, t := range e.targets {
-		seen := map[*ast.Rule]bool{}
-		var walk func(r *ast.Rule)
-		walk = func(r *ast.Rule) {
-			if seen[r] {
-				return
-			}
-			seen[r] = true
+	for i, t := range targets {
+		for _, r := range e.rulesOf(t) {
 			if len(r.Head.Args) == 0 && !r.Module.Package.Path.Equal(t.pkg) {
 				if j, ok := readBy[r]; ok {
 					parent[find(i)] = find(j)
@@ -628,26 +735,16 @@ func (e *Engine) share(n int) ([]group, error) {
 					readBy[r] = i
 				}
 			}
-			for d := range e.compiler.Graph.Dependencies(r) {
-				if dr, ok := d.(*ast.Rule); ok {
-					walk(dr)
-				}
-			}
-		}
-		for _, kind := range t.kinds {
-			for _, r := range e.compiler.GetRules(t.pkg.Append(ast.StringTerm(kind))) {
-				walk(r)
-			}
 		}
 	}
-	clusters := map[int][]int{}
+	clusters := map[int][]int{} // of indexes in e.targets
 	var roots []int
-	for i := range e.targets {
+	for i := range targets {
 		r := find(i)
 		if clusters[r] == nil {
 			roots = append(roots, r)
 		}
-		clusters[r] = append(clusters[r], i)
+		clusters[r] = append(clusters[r], set.index[i])
 	}
 	sort.SliceStable(roots, func(a, b int) bool { return len(clusters[roots[a]]) > len(clusters[roots[b]]) })
 	groups := make([]group, min(n, len(roots)))

@@ -115,6 +115,44 @@ func (v *inputValue) value() ast.Value {
 	return lazyObject(v.obj, map[string]any{"plan": plan})
 }
 
+// withSteps is v, the lazy input of in, made whole: the plan's steps
+// converted and set in a copy of its plan, in a copy of its object; the
+// rest is not converted again.
+func (in Input) withSteps(v *inputValue) (*inputValue, error) {
+	if v.plan == nil {
+		return v, nil
+	}
+	var t *ast.Term
+	if len(in.Plan.Steps) >= parallelSteps && runtime.GOMAXPROCS(0) > 1 {
+		var err error
+		if t, err = convertSteps(in.Plan.Steps, min(runtime.GOMAXPROCS(0), 4))(); err != nil {
+			return nil, err
+		}
+	} else {
+		c := inputConverter.state()
+		enc := inputConverter.encoder(reflect.TypeOf(in.Plan.Steps))
+		var err error
+		if t, err = enc(c, reflect.ValueOf(in.Plan.Steps)); err != nil {
+			return nil, err
+		}
+	}
+	plan := with(v.plan, keySteps, t)
+	return &inputValue{obj: with(v.obj, keyPlan, ast.NewTerm(plan))}, nil
+}
+
+// with is a copy of obj with key set to value, sharing obj's terms (Copy
+// would copy them all).
+func with(obj ast.Object, key, value *ast.Term) ast.Object {
+	out := ast.NewObjectWithCapacity(obj.Len() + 1)
+	obj.Foreach(func(k, v *ast.Term) {
+		if !k.Equal(key) {
+			out.Insert(k, v)
+		}
+	})
+	out.Insert(key, value)
+	return out
+}
+
 // lazy is the input with the plan's steps, nine tenths of the input of a
 // large plan and read by few policies, left unconverted until evaluation
 // reads them: in its values, input.plan is a lazy object (ast.LazyObject)

@@ -169,7 +169,7 @@ func touches(t *testing.T, e *Engine, in Input) bool {
 	}
 	val := lv.value()
 	// An evaluation that read the stand-in may fail: Eval discards it.
-	_, err = e.query.Eval(context.Background(), rego.EvalParsedInput(val))
+	_, err = e.all.query.Eval(context.Background(), rego.EvalParsedInput(val))
 	if err != nil && !touched {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func assertSame(t *testing.T, lazy, eager *Engine, in Input, sm schema.SourceMap
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := eager.query.Eval(context.Background(), rego.EvalParsedInput(val))
+	rs, err := eager.all.query.Eval(context.Background(), rego.EvalParsedInput(val))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestParallelEval(t *testing.T) {
 // fill the second.
 func TestShare(t *testing.T) {
 	e := newEngine(t, Options{Builtin: true})
-	groups, err := e.share(2)
+	groups, err := e.share(e.all, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,5 +299,62 @@ func TestShare(t *testing.T) {
 	}
 	if in["weir.pii.features"] == in[sites[0]] {
 		t.Errorf("weir.pii.features shares the run sites' group: %v", in)
+	}
+}
+
+// TestWithSteps: the lazy input made whole is the input Value gives, for a
+// plan converted on one goroutine and one converted on several.
+func TestWithSteps(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	p, plan, _ := fixture()
+	bp, bplan, block, _ := generate(parallelSteps/10 + 7)
+	for _, in := range []Input{{Project: p, Plan: plan, Lock: lock}, {Project: bp, Plan: bplan, Lock: block}} {
+		lv, err := in.lazy(func() { t.Error("the stand-in was converted") })
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole, err := in.withSteps(lv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := in.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := whole.value(); got.Compare(want) != 0 || got.Hash() != want.Hash() {
+			t.Errorf("%d steps: the lazy input made whole differs from Value", len(in.Plan.Steps))
+		}
+	}
+}
+
+// TestStepReaders: a target may read the plan's steps when a rule it
+// reads refers to input, input.plan or input.plan.steps, through a
+// variable or not; the built-in project GPU quota does, the image digest
+// policy does not.
+func TestStepReaders(t *testing.T) {
+	for src, want := range map[string]bool{
+		"x if input.plan.steps[_].kind":     true,
+		"x if input.plan[k]":                true,
+		"x if input[k].steps":               true,
+		"x if walk(input, _)":               true,
+		"x if input.plan.estimate.cost > 1": false,
+		"x if input.project.datasets[_]":    false,
+		"x if input.plan":                   true,
+	} {
+		m := ast.MustParseModuleWithOpts("package p\n\n"+src+"\n", ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if got := readsSteps(m.Rules[0]); got != want {
+			t.Errorf("%s: reads steps %v, want %v", src, got, want)
+		}
+	}
+	e := newEngine(t, Options{Builtin: true})
+	readers := map[string]bool{}
+	for _, tg := range e.at(e.readers.index) {
+		readers[tg.id] = true
+	}
+	if len(readers) != 1 || !readers["weir.gpu.quota.project"] {
+		t.Errorf("the built-in policies that may read the steps are %v, want weir.gpu.quota.project", readers)
+	}
+	if len(e.readers.index)+len(e.others.index) != len(e.targets) {
+		t.Errorf("%d readers and %d others of %d targets", len(e.readers.index), len(e.others.index), len(e.targets))
 	}
 }
