@@ -159,9 +159,9 @@ func with(obj ast.Object, key, value *ast.Term) ast.Object {
 // whose steps key holds a stand-in, and the first time evaluation converts
 // the stand-in (reading input.plan.steps, or all of input.plan), touched is
 // called and the steps read as an empty array. An evaluation during which
-// touched was called must be discarded and made again over Value; one
-// during which it was not never saw the steps, and its result is that of
-// Value.
+// touched was called must be discarded and made again over the whole input
+// (withSteps); one during which it was not never saw the steps, and its
+// result is that of Value.
 func (in Input) lazy(touched func()) (*inputValue, error) {
 	return in.convert(touched)
 }
