@@ -200,13 +200,19 @@ func TestClusterFailingJob(t *testing.T) {
 	node := unmanagedNode(t, cs, "weir-unmanaged-"+ns)
 	require.NoError(t, cs.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: pod.Name},
 		Target: corev1.ObjectReference{Kind: "Node", Name: node}}, metav1.CreateOptions{}))
-	pod, err = cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-	require.NoError(t, err)
-	pod.Status.Phase = corev1.PodFailed
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "step", Image: "busybox", ImageID: "busybox", State: corev1.ContainerState{
-		Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error", StartedAt: metav1.Now(), FinishedAt: metav1.Now()}}}}
-	_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
-	require.NoError(t, err)
+	// The pod ends as a kubelet would end it; the controllers may touch
+	// it meanwhile (a conflict): then again on the newer pod.
+	require.NoError(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Status.Phase = corev1.PodFailed
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "step", Image: "busybox", ImageID: "busybox", State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: 3, Reason: "Error", StartedAt: metav1.Now(), FinishedAt: metav1.Now()}}}}
+		_, err = cs.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		return err
+	}))
 	r, err := b.Watch(ctx, id, nil)
 	require.NoError(t, err)
 	assert.Equal(t, backend.StateFailed, r.State)
