@@ -37,7 +37,9 @@ type Interface interface {
 	// the same spec gives the same plan. An error says why this backend
 	// cannot run the step.
 	Lower(ctx context.Context, s *schema.Step) (json.RawMessage, error)
-	// Submit starts a task and returns its ID at once.
+	// Submit starts a task and returns its ID at once. A backend may hand
+	// the task on without waiting for the answer: a refusal then comes
+	// from Watch, as a *SubmitError.
 	Submit(ctx context.Context, t *Task) (string, error)
 	// Watch follows a submitted task until it ends, calling fn for each
 	// state change and log line, and returns its result. Cancelling ctx
@@ -111,6 +113,14 @@ type noServices struct{}
 
 func (noServices) Error() string        { return "this backend does not host long-lived services" }
 func (noServices) Is(target error) bool { return target == ErrUnsupported }
+
+// SubmitError is the error of a Submit that Watch reports: the task was
+// refused and never ran (a program that is not installed, a step the
+// backend cannot run), as Submit's own error would have said.
+type SubmitError struct{ Err error }
+
+func (e *SubmitError) Error() string { return e.Err.Error() }
+func (e *SubmitError) Unwrap() error { return e.Err }
 
 // ErrNotFound is wrapped by the errors of Watch and Cancel for a task ID the
 // backend does not know (it never existed, or its end was collected).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,6 +193,53 @@ func TestMissingOutputAndProgram(t *testing.T) {
 	require.ErrorIs(t, err, exec.ErrFailed)
 	assert.Contains(t, status(rep, "tasks.lazy").Message, `the step wrote no output "model" (expected at $WEIR_OUTPUT_MODEL)`)
 	assert.Contains(t, status(rep, "tasks.missing").Message, `program "no-such-program-weir" is not installed`)
+}
+
+// TestRefusalFromWatch: a backend that hands tasks on without waiting for
+// the answer (a plugin's Tasks stream) reports a refused task from Watch as
+// a *backend.SubmitError; the step fails with the refusal's message, as it
+// does when Submit returns it.
+func TestRefusalFromWatch(t *testing.T) {
+	e := newEnv(t)
+	missing := &schema.Step{Address: "tasks.missing", Kind: "task", Element: "tasks.missing", Backend: "local", Action: schema.ActionRun,
+		Run: &schema.StepRun{Command: []string{"no-such-program-weir", "x"}}, CacheKey: "k2"}
+	rep, err := e.apply(plan(missing), func(o *exec.Options) {
+		o.Backends = map[string]backend.Interface{"local": &lateRefusal{Backend: local.New(0)}}
+	})
+	require.ErrorIs(t, err, exec.ErrFailed)
+	assert.Equal(t, `program "no-such-program-weir" is not installed (not found in PATH=`+os.Getenv("PATH")+`)`, status(rep, "tasks.missing").Message)
+}
+
+// lateRefusal reports Submit's errors from Watch.
+type lateRefusal struct {
+	*local.Backend
+	mu      sync.Mutex
+	refused map[string]error
+}
+
+func (l *lateRefusal) Submit(ctx context.Context, t *backend.Task) (string, error) {
+	id, err := l.Backend.Submit(ctx, t)
+	if err == nil {
+		return id, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.refused == nil {
+		l.refused = map[string]error{}
+	}
+	id = fmt.Sprintf("refused-%d", len(l.refused))
+	l.refused[id] = err
+	return id, nil
+}
+
+func (l *lateRefusal) Watch(ctx context.Context, id string, fn func(backend.Event)) (*backend.Result, error) {
+	l.mu.Lock()
+	err := l.refused[id]
+	l.mu.Unlock()
+	if err != nil {
+		return nil, &backend.SubmitError{Err: err}
+	}
+	return l.Backend.Watch(ctx, id, fn)
 }
 
 func TestOutputLinkOutsideIsRefused(t *testing.T) {

@@ -838,6 +838,10 @@ func (r *Run) runProcess(ctx context.Context, n *node, rec *record, be backend.I
 		timer.Stop()
 	}
 	once.Do(func() {}) // waits for a Cancel under way; timedOut is then set
+	var refused *backend.SubmitError
+	if errors.As(err, &refused) {
+		return nil, &StepError{Message: refused.Err.Error()}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("watching the step: %w", err)
 	}
