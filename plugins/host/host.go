@@ -72,6 +72,10 @@ type Plugin struct {
 	runs    map[string]pending
 	noRun   bool
 	noTasks bool
+	// refs are the tasks submitted on a Tasks stream without waiting for
+	// their IDs, by Weir's ID for them ("GEN#REF"), until a Watch takes
+	// their end.
+	refs map[string]*streamTask
 	// done are the tasks whose result said they left nothing running, by
 	// ID, until LeftRunning is asked about them.
 	done map[string]bool
@@ -120,6 +124,10 @@ type process struct {
 	// tasks is the stream, once opened (guarded by Plugin.mu).
 	tasksStream bool
 	tasks       *taskStream
+	// tasksSocket and tasksToken are Describe's tasks socket (PROTOCOL.md
+	// 5.2), if it gave one; noSocket is set once connecting to it failed.
+	tasksSocket, tasksToken string
+	noSocket                bool
 	// lostOnce makes the result of the tasks that ran when the process was
 	// lost once, for them all.
 	lostOnce sync.Once
@@ -141,7 +149,7 @@ func Open(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.ExitWait == 0 {
 		opts.ExitWait = 2 * time.Second
 	}
-	p := &Plugin{opts: opts, procs: map[int]*process{}, runs: map[string]pending{}, done: map[string]bool{}}
+	p := &Plugin{opts: opts, procs: map[int]*process{}, runs: map[string]pending{}, refs: map[string]*streamTask{}, done: map[string]bool{}}
 	if _, err := p.process(ctx); err != nil {
 		return nil, err
 	}
@@ -289,6 +297,7 @@ func (p *Plugin) start(ctx context.Context, gen int) (*process, error) {
 	}
 	pr.desc = wire.DescriptionFrom(d)
 	pr.tasksStream = d.TasksStream
+	pr.tasksSocket, pr.tasksToken = d.TasksSocket, d.TasksToken
 	return pr, nil
 }
 
@@ -335,6 +344,7 @@ func (p *Plugin) Close() error {
 		r.stop()
 		delete(p.runs, id)
 	}
+	clear(p.refs) // their streams end with the processes
 	clear(p.done)
 	p.mu.Unlock()
 	var wg sync.WaitGroup
@@ -537,12 +547,15 @@ type eventStream interface {
 // Watch follows a task over the protocol's stream. If the plugin dies, the
 // task fails with the end of the plugin's stderr.
 func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (*backend.Result, error) {
+	if fn == nil {
+		fn = func(backend.Event) {}
+	}
+	if strings.Contains(id, "#") {
+		return p.watchRef(ctx, id, fn)
+	}
 	pr, rid, err := p.task(id)
 	if err != nil {
 		return nil, err
-	}
-	if fn == nil {
-		fn = func(backend.Event) {}
 	}
 	p.mu.Lock()
 	run := p.runs[id]
@@ -564,6 +577,11 @@ func (p *Plugin) Watch(ctx context.Context, id string, fn func(backend.Event)) (
 			return nil, wire.ErrorFrom(err)
 		}
 	}
+	return p.follow(ctx, pr, id, stream, fn)
+}
+
+// follow reads a task's events to its result.
+func (p *Plugin) follow(ctx context.Context, pr *process, id string, stream eventStream, fn func(backend.Event)) (*backend.Result, error) {
 	final := false // a plugin may send the final state before the result
 	for {
 		ev, err := stream.Recv()
@@ -625,6 +643,9 @@ func (p *Plugin) LeftRunning(id string) bool {
 // that has not answered CancelMargin after the grace period is hung: its
 // process group is killed, which ends the task with it.
 func (p *Plugin) Cancel(ctx context.Context, id string, grace time.Duration) error {
+	if strings.Contains(id, "#") {
+		return p.cancelRef(ctx, id, grace)
+	}
 	pr, rid, err := p.task(id)
 	if err != nil {
 		return err

@@ -49,12 +49,12 @@ func mustOpen(t testing.TB, mode string, o host.Options) *host.Plugin {
 }
 
 // TestConformanceOutOfProcess runs the conformance suite against the local
-// backend served as a plugin process: everything the executor relies on
-// crosses the protocol.
+// backend served as a plugin process, its tasks on the tasks socket and on
+// the gRPC stream: everything the executor relies on crosses the protocol.
 func TestConformanceOutOfProcess(t *testing.T) {
-	p := mustOpen(t, "local", host.Options{})
-	conformance.Run(t, p, conformance.Options{})
-	assert.Equal(t, "tasks", host.Transport(p), "the SDK serves Tasks")
+	eachTasksMode(t, func(t *testing.T, p *host.Plugin) {
+		conformance.Run(t, p, conformance.Options{})
+	})
 	assertNoZombies(t)
 }
 

@@ -49,6 +49,14 @@ func TestMain(m *testing.M) {
 			Plugins:         plugin.PluginSet{pb.PluginName: &serverOnly{b: local.New(0)}},
 			GRPCServer:      plugin.DefaultGRPCServer,
 		})
+	case "grpctasks", "badsocket":
+		// The SDK's server without the tasks socket (tasks go on the gRPC
+		// stream), and one that names a socket nobody listens on.
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig:  sdk.Handshake(),
+			VersionedPlugins: map[int]plugin.PluginSet{1: {pb.PluginName: &serverOnly{b: local.New(0), mode: mode}}},
+			GRPCServer:       plugin.DefaultGRPCServer,
+		})
 	case "norun", "notasks", "tasks-unimplemented":
 		// A plugin without Run and Tasks, as one written in another
 		// language may be; one built with an SDK older than Tasks; one
@@ -92,6 +100,8 @@ func (s *serverOnly) GRPCServer(_ *plugin.GRPCBroker, g *grpc.Server) error {
 		pb.RegisterBackendServer(g, withoutTasks{srv, false})
 	case "tasks-unimplemented":
 		pb.RegisterBackendServer(g, withoutTasks{srv, true})
+	case "badsocket":
+		pb.RegisterBackendServer(g, badSocket{srv})
 	default:
 		pb.RegisterBackendServer(g, srv)
 	}
@@ -122,6 +132,17 @@ func (w withoutTasks) Describe(ctx context.Context, req *pb.DescribeRequest) (*p
 
 func (withoutTasks) Tasks(pb.Backend_TasksServer) error {
 	return status.Error(codes.Unimplemented, "no Tasks here")
+}
+
+// badSocket names a tasks socket that does not exist.
+type badSocket struct{ *sdk.Server }
+
+func (b badSocket) Describe(ctx context.Context, req *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	d, err := b.Server.Describe(ctx, req)
+	if d != nil {
+		d.TasksSocket, d.TasksToken = "/nonexistent/weir-tasks.sock", "x"
+	}
+	return d, err
 }
 
 func (s *serverOnly) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {

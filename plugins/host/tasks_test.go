@@ -3,6 +3,8 @@ package host_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,13 +17,31 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"weir.dev/weir/plugins/host"
+	"weir.dev/weir/plugins/internal/wire"
+	pb "weir.dev/weir/plugins/proto"
 	"weir.dev/weir/runtime/backend"
 )
 
+// tasksModes are the two ways of carrying the Tasks stream: the SDK's tasks
+// socket, and gRPC (the SDK's server without the socket).
+var tasksModes = []struct{ mode, transport string }{{"local", "socket"}, {"grpctasks", "tasks"}}
+
+// eachTasksMode runs f against a plugin carrying its tasks each way.
+func eachTasksMode(t *testing.T, f func(t *testing.T, p *host.Plugin)) {
+	for _, m := range tasksModes {
+		t.Run(m.transport, func(t *testing.T) {
+			p := mustOpen(t, m.mode, host.Options{})
+			f(t, p)
+			assert.Equal(t, m.transport, host.Transport(p))
+		})
+	}
+}
+
 // TestTasksManyConcurrent runs 60 tasks at once over the Tasks stream:
 // each gets its own lines, in order, and its own result.
-func TestTasksManyConcurrent(t *testing.T) {
-	p := mustOpen(t, "local", host.Options{})
+func TestTasksManyConcurrent(t *testing.T) { eachTasksMode(t, testTasksManyConcurrent) }
+
+func testTasksManyConcurrent(t *testing.T, p *host.Plugin) {
 	ctx := context.Background()
 	const n = 60
 	var wg sync.WaitGroup
@@ -62,15 +82,15 @@ func TestTasksManyConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	assert.Equal(t, "tasks", host.Transport(p))
 }
 
 // TestTasksSlowWatcher: a task whose watcher does not take its events holds
 // up no other task on the shared stream, and gets them, in order, once it
 // takes them again. (The local backend drops lines its own Watch does not
 // read fast enough, so the count of lines is not checked.)
-func TestTasksSlowWatcher(t *testing.T) {
-	p := mustOpen(t, "local", host.Options{})
+func TestTasksSlowWatcher(t *testing.T) { eachTasksMode(t, testTasksSlowWatcher) }
+
+func testTasksSlowWatcher(t *testing.T, p *host.Plugin) {
 	ctx := context.Background()
 	noisy := task(t, "tasks.noisy", `i=0; while [ $i -lt 25 ]; do seq $((i*40+1)) $((i*40+40)); i=$((i+1)); sleep 0.02; done`)
 	id, err := p.Submit(ctx, noisy)
@@ -115,9 +135,13 @@ func TestTasksSlowWatcher(t *testing.T) {
 
 // TestTasksWatchContextAndCancel: ending one Watch's context ends only that
 // watch (the task runs on and a new Watch follows it), and Cancel stops one
-// task of several on the stream.
+// task of several on the stream, also right after its Submit, before the
+// plugin has said its ID.
 func TestTasksWatchContextAndCancel(t *testing.T) {
-	p := mustOpen(t, "local", host.Options{})
+	eachTasksMode(t, testTasksWatchContextAndCancel)
+}
+
+func testTasksWatchContextAndCancel(t *testing.T, p *host.Plugin) {
 	ctx := context.Background()
 	other := task(t, "tasks.other", `sleep 1; echo other done`)
 	otherID, err := p.Submit(ctx, other)
@@ -168,9 +192,17 @@ func TestTasksWatchContextAndCancel(t *testing.T) {
 	require.NoError(t, p.Cancel(ctx, cid, time.Second))
 	res = <-cancelDone
 	assert.Equal(t, backend.StateCancelled, res.State)
+
+	atOnce := task(t, "tasks.cancelled-at-once", `exec sleep 30`)
+	aid, err := p.Submit(ctx, atOnce)
+	require.NoError(t, err)
+	require.NoError(t, p.Cancel(ctx, aid, time.Second))
+	res, err = p.Watch(ctx, aid, nil)
+	require.NoError(t, err)
+	assert.Equal(t, backend.StateCancelled, res.State)
+
 	res = <-otherDone
 	assert.Equal(t, backend.StateSucceeded, res.State, "cancelling one task left the other alone")
-	assert.Equal(t, "tasks", host.Transport(p))
 }
 
 // TestTasksPluginDies: the plugin dies with several tasks in flight on the
@@ -224,7 +256,7 @@ func TestTasksPluginDies(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, backend.StateSucceeded, res.State)
 	assert.NotEqual(t, pid, p.Pid())
-	assert.Equal(t, "tasks", host.Transport(p))
+	assert.Equal(t, "socket", host.Transport(p))
 }
 
 // TestTasksFallback: a plugin that says it serves Tasks but answers
@@ -249,22 +281,85 @@ func TestTasksFallback(t *testing.T) {
 	}
 }
 
-// TestTasksSubmitError: a task the backend refuses fails its Submit with
-// the backend's message; the stream goes on serving the next task.
+// TestTasksSubmitError: a task the backend refuses fails with the backend's
+// message: from Submit while Weir waits for the plugin's answer (the first
+// task on a gRPC stream), else from Watch as a *backend.SubmitError. The
+// stream goes on serving the next task.
 func TestTasksSubmitError(t *testing.T) {
+	eachTasksMode(t, func(t *testing.T, p *host.Plugin) {
+		ctx := context.Background()
+		refused := func(name string) error {
+			bad := task(t, name, "true")
+			bad.Argv = []string{"/no/such/program-here"}
+			id, err := p.Submit(ctx, bad)
+			if err != nil {
+				return err
+			}
+			res, err := p.Watch(ctx, id, nil)
+			require.Nil(t, res)
+			var se *backend.SubmitError
+			require.ErrorAs(t, err, &se)
+			return err
+		}
+		for i := range 2 {
+			err := refused("tasks.bad" + strconv.Itoa(i))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "/no/such/program-here")
+			id, err := p.Submit(ctx, task(t, "tasks.good", "true"))
+			require.NoError(t, err)
+			res, err := p.Watch(ctx, id, nil)
+			require.NoError(t, err)
+			assert.Equal(t, backend.StateSucceeded, res.State)
+		}
+	})
+}
+
+// TestTasksSocketRefusesStrangers: a connection to the tasks socket without
+// the token Describe gave is closed unanswered, and the plugin goes on
+// serving Weir's.
+func TestTasksSocketRefusesStrangers(t *testing.T) {
 	p := mustOpen(t, "local", host.Options{})
+	path, token := host.TasksSocket(p)
+	require.NotEmpty(t, path)
+	require.NotEmpty(t, token)
+	fi, err := os.Stat(filepath.Dir(path))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "only its user may reach the socket")
+	for _, tok := range []string{"", "wrong", token + "x"} {
+		c, err := net.Dial("unix", path)
+		require.NoError(t, err)
+		f := wire.NewFrames(c)
+		require.NoError(t, f.Write(&pb.TaskRequest{Request: &pb.TaskRequest_Open{Open: &pb.OpenTasks{Token: tok}}}))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		err = f.Read(&pb.TaskEvents{})
+		assert.ErrorIs(t, err, io.EOF, "token %q: closed unanswered", tok)
+		c.Close()
+	}
+	res := runTask(t, p, task(t, "tasks.after", "echo fine"))
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Equal(t, "socket", host.Transport(p))
+}
+
+// TestTasksSocketFallback: a plugin whose tasks socket cannot be reached
+// gets its tasks on the gRPC stream.
+func TestTasksSocketFallback(t *testing.T) {
+	p := mustOpen(t, "badsocket", host.Options{})
+	for i := range 2 {
+		res := runTask(t, p, task(t, "tasks.x", "echo "+strconv.Itoa(i)))
+		assert.Equal(t, backend.StateSucceeded, res.State)
+		assert.Equal(t, "tasks", host.Transport(p))
+	}
+}
+
+// runTask submits a task and watches it to its end.
+func runTask(t *testing.T, p *host.Plugin, tk *backend.Task) *backend.Result {
+	t.Helper()
 	ctx := context.Background()
-	bad := task(t, "tasks.bad", "true")
-	bad.Argv = []string{"/no/such/program-here"}
-	_, err := p.Submit(ctx, bad)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "/no/such/program-here")
-	id, err := p.Submit(ctx, task(t, "tasks.good", "true"))
+	id, err := p.Submit(ctx, tk)
 	require.NoError(t, err)
 	res, err := p.Watch(ctx, id, nil)
 	require.NoError(t, err)
-	assert.Equal(t, backend.StateSucceeded, res.State)
-	assert.Equal(t, "tasks", host.Transport(p))
+	return res
 }
 
 // TestLeftRunningOverTheProtocol: the plugin's result says whether the task

@@ -236,7 +236,15 @@ type DescribeResponse struct {
 	GpuHourPrice float64 `protobuf:"fixed64,8,opt,name=gpu_hour_price,json=gpuHourPrice,proto3" json:"gpu_hour_price,omitempty"`
 	// tasks_stream says the plugin serves Tasks; Weir then runs every task
 	// over it instead of calling Run per task.
-	TasksStream   bool `protobuf:"varint,9,opt,name=tasks_stream,json=tasksStream,proto3" json:"tasks_stream,omitempty"`
+	TasksStream bool `protobuf:"varint,9,opt,name=tasks_stream,json=tasksStream,proto3" json:"tasks_stream,omitempty"`
+	// tasks_socket is the path of a Unix socket on which the plugin also
+	// serves Tasks without gRPC: the same messages, each preceded by its
+	// length as a varint (PROTOCOL.md 5.2). Weir then carries every task
+	// over it; "" if the plugin does not.
+	TasksSocket string `protobuf:"bytes,10,opt,name=tasks_socket,json=tasksSocket,proto3" json:"tasks_socket,omitempty"`
+	// tasks_token is the secret that the first message on tasks_socket
+	// (open) must carry.
+	TasksToken    string `protobuf:"bytes,11,opt,name=tasks_token,json=tasksToken,proto3" json:"tasks_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -332,6 +340,20 @@ func (x *DescribeResponse) GetTasksStream() bool {
 		return x.TasksStream
 	}
 	return false
+}
+
+func (x *DescribeResponse) GetTasksSocket() string {
+	if x != nil {
+		return x.TasksSocket
+	}
+	return ""
+}
+
+func (x *DescribeResponse) GetTasksToken() string {
+	if x != nil {
+		return x.TasksToken
+	}
+	return ""
 }
 
 type LowerRequest struct {
@@ -1178,6 +1200,7 @@ type TaskRequest struct {
 	//
 	//	*TaskRequest_Submit
 	//	*TaskRequest_StopWatching
+	//	*TaskRequest_Open
 	Request       isTaskRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1245,6 +1268,15 @@ func (x *TaskRequest) GetStopWatching() *StopWatching {
 	return nil
 }
 
+func (x *TaskRequest) GetOpen() *OpenTasks {
+	if x != nil {
+		if x, ok := x.Request.(*TaskRequest_Open); ok {
+			return x.Open
+		}
+	}
+	return nil
+}
+
 type isTaskRequest_Request interface {
 	isTaskRequest_Request()
 }
@@ -1263,9 +1295,18 @@ type TaskRequest_StopWatching struct {
 	StopWatching *StopWatching `protobuf:"bytes,3,opt,name=stop_watching,json=stopWatching,proto3,oneof"`
 }
 
+type TaskRequest_Open struct {
+	// open is the first message on tasks_socket, and only there (its ref
+	// is 0): the plugin answers it with an empty TaskEvents, or closes the
+	// connection when the token is not the one Describe gave.
+	Open *OpenTasks `protobuf:"bytes,4,opt,name=open,proto3,oneof"`
+}
+
 func (*TaskRequest_Submit) isTaskRequest_Request() {}
 
 func (*TaskRequest_StopWatching) isTaskRequest_Request() {}
+
+func (*TaskRequest_Open) isTaskRequest_Request() {}
 
 type StopWatching struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1303,6 +1344,50 @@ func (*StopWatching) Descriptor() ([]byte, []int) {
 	return file_backend_proto_rawDescGZIP(), []int{17}
 }
 
+type OpenTasks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenTasks) Reset() {
+	*x = OpenTasks{}
+	mi := &file_backend_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenTasks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenTasks) ProtoMessage() {}
+
+func (x *OpenTasks) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenTasks.ProtoReflect.Descriptor instead.
+func (*OpenTasks) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *OpenTasks) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 // TaskEvents are events of the tasks on a Tasks stream, in order for each
 // task; a plugin may put the events of several tasks in one message.
 type TaskEvents struct {
@@ -1314,7 +1399,7 @@ type TaskEvents struct {
 
 func (x *TaskEvents) Reset() {
 	*x = TaskEvents{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1411,7 @@ func (x *TaskEvents) String() string {
 func (*TaskEvents) ProtoMessage() {}
 
 func (x *TaskEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1424,7 @@ func (x *TaskEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvents.ProtoReflect.Descriptor instead.
 func (*TaskEvents) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskEvents) GetEvents() []*TaskEvent {
@@ -1366,7 +1451,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1463,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1476,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TaskEvent) GetRef() uint64 {
@@ -1454,7 +1539,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1551,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1564,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{20}
+	return file_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskError) GetCode() int32 {
@@ -1507,7 +1592,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1604,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1617,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{21}
+	return file_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -1557,7 +1642,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1654,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1667,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{22}
+	return file_backend_proto_rawDescGZIP(), []int{23}
 }
 
 // Service is one revision of a long-lived service (a model server).
@@ -1610,7 +1695,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +1707,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +1720,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{23}
+	return file_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Service) GetName() string {
@@ -1742,7 +1827,7 @@ type Deployment struct {
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +1839,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +1852,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{24}
+	return file_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Deployment) GetId() string {
@@ -1810,7 +1895,7 @@ type Revision struct {
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1822,7 +1907,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1835,7 +1920,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{25}
+	return file_backend_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Revision) GetName() string {
@@ -1869,7 +1954,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1966,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1979,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{26}
+	return file_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Split) GetRevision() string {
@@ -1920,7 +2005,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2017,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2030,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{27}
+	return file_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeployRequest) GetService() *Service {
@@ -1964,7 +2049,7 @@ type DeployResponse struct {
 
 func (x *DeployResponse) Reset() {
 	*x = DeployResponse{}
-	mi := &file_backend_proto_msgTypes[28]
+	mi := &file_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2061,7 @@ func (x *DeployResponse) String() string {
 func (*DeployResponse) ProtoMessage() {}
 
 func (x *DeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[28]
+	mi := &file_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2074,7 @@ func (x *DeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployResponse.ProtoReflect.Descriptor instead.
 func (*DeployResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{28}
+	return file_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeployResponse) GetDeployment() *Deployment {
@@ -2009,7 +2094,7 @@ type SetTrafficRequest struct {
 
 func (x *SetTrafficRequest) Reset() {
 	*x = SetTrafficRequest{}
-	mi := &file_backend_proto_msgTypes[29]
+	mi := &file_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2106,7 @@ func (x *SetTrafficRequest) String() string {
 func (*SetTrafficRequest) ProtoMessage() {}
 
 func (x *SetTrafficRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[29]
+	mi := &file_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2119,7 @@ func (x *SetTrafficRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrafficRequest.ProtoReflect.Descriptor instead.
 func (*SetTrafficRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{29}
+	return file_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetTrafficRequest) GetId() string {
@@ -2060,7 +2145,7 @@ type SetTrafficResponse struct {
 
 func (x *SetTrafficResponse) Reset() {
 	*x = SetTrafficResponse{}
-	mi := &file_backend_proto_msgTypes[30]
+	mi := &file_backend_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2157,7 @@ func (x *SetTrafficResponse) String() string {
 func (*SetTrafficResponse) ProtoMessage() {}
 
 func (x *SetTrafficResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[30]
+	mi := &file_backend_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2170,7 @@ func (x *SetTrafficResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrafficResponse.ProtoReflect.Descriptor instead.
 func (*SetTrafficResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{30}
+	return file_backend_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetTrafficResponse) GetDeployment() *Deployment {
@@ -2105,7 +2190,7 @@ type UndeployRequest struct {
 
 func (x *UndeployRequest) Reset() {
 	*x = UndeployRequest{}
-	mi := &file_backend_proto_msgTypes[31]
+	mi := &file_backend_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2202,7 @@ func (x *UndeployRequest) String() string {
 func (*UndeployRequest) ProtoMessage() {}
 
 func (x *UndeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[31]
+	mi := &file_backend_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2215,7 @@ func (x *UndeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployRequest.ProtoReflect.Descriptor instead.
 func (*UndeployRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{31}
+	return file_backend_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UndeployRequest) GetId() string {
@@ -2155,7 +2240,7 @@ type UndeployResponse struct {
 
 func (x *UndeployResponse) Reset() {
 	*x = UndeployResponse{}
-	mi := &file_backend_proto_msgTypes[32]
+	mi := &file_backend_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2252,7 @@ func (x *UndeployResponse) String() string {
 func (*UndeployResponse) ProtoMessage() {}
 
 func (x *UndeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[32]
+	mi := &file_backend_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2265,7 @@ func (x *UndeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployResponse.ProtoReflect.Descriptor instead.
 func (*UndeployResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{32}
+	return file_backend_proto_rawDescGZIP(), []int{33}
 }
 
 var File_backend_proto protoreflect.FileDescriptor
@@ -2192,7 +2277,7 @@ const file_backend_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rsettings_json\x18\x02 \x01(\fR\fsettingsJson\"\x13\n" +
 	"\x11ConfigureResponse\"\x11\n" +
-	"\x0fDescribeRequest\"\xb3\x02\n" +
+	"\x0fDescribeRequest\"\xf7\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12)\n" +
@@ -2202,7 +2287,11 @@ const file_backend_proto_rawDesc = "" +
 	"\x0fmax_parallelism\x18\x06 \x01(\x05R\x0emaxParallelism\x12$\n" +
 	"\x0ecpu_hour_price\x18\a \x01(\x01R\fcpuHourPrice\x12$\n" +
 	"\x0egpu_hour_price\x18\b \x01(\x01R\fgpuHourPrice\x12!\n" +
-	"\ftasks_stream\x18\t \x01(\bR\vtasksStream\"+\n" +
+	"\ftasks_stream\x18\t \x01(\bR\vtasksStream\x12!\n" +
+	"\ftasks_socket\x18\n" +
+	" \x01(\tR\vtasksSocket\x12\x1f\n" +
+	"\vtasks_token\x18\v \x01(\tR\n" +
+	"tasksToken\"+\n" +
 	"\fLowerRequest\x12\x1b\n" +
 	"\tstep_json\x18\x01 \x01(\fR\bstepJson\",\n" +
 	"\rLowerResponse\x12\x1b\n" +
@@ -2265,13 +2354,16 @@ const file_backend_proto_rawDesc = "" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12%\n" +
 	"\x0eduration_nanos\x18\x04 \x01(\x03R\rdurationNanos\x120\n" +
-	"\x14nothing_left_running\x18\x05 \x01(\bR\x12nothingLeftRunning\"\xaa\x01\n" +
+	"\x14nothing_left_running\x18\x05 \x01(\bR\x12nothingLeftRunning\"\xdc\x01\n" +
 	"\vTaskRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\x04R\x03ref\x128\n" +
 	"\x06submit\x18\x02 \x01(\v2\x1e.weir.backend.v1.SubmitRequestH\x00R\x06submit\x12D\n" +
-	"\rstop_watching\x18\x03 \x01(\v2\x1d.weir.backend.v1.StopWatchingH\x00R\fstopWatchingB\t\n" +
+	"\rstop_watching\x18\x03 \x01(\v2\x1d.weir.backend.v1.StopWatchingH\x00R\fstopWatching\x120\n" +
+	"\x04open\x18\x04 \x01(\v2\x1a.weir.backend.v1.OpenTasksH\x00R\x04openB\t\n" +
 	"\arequest\"\x0e\n" +
-	"\fStopWatching\"@\n" +
+	"\fStopWatching\"!\n" +
+	"\tOpenTasks\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"@\n" +
 	"\n" +
 	"TaskEvents\x122\n" +
 	"\x06events\x18\x01 \x03(\v2\x1a.weir.backend.v1.TaskEventR\x06events\"\x8f\x01\n" +
@@ -2374,7 +2466,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_backend_proto_goTypes = []any{
 	(State)(0),                 // 0: weir.backend.v1.State
 	(*ConfigureRequest)(nil),   // 1: weir.backend.v1.ConfigureRequest
@@ -2395,31 +2487,32 @@ var file_backend_proto_goTypes = []any{
 	(*Result)(nil),             // 16: weir.backend.v1.Result
 	(*TaskRequest)(nil),        // 17: weir.backend.v1.TaskRequest
 	(*StopWatching)(nil),       // 18: weir.backend.v1.StopWatching
-	(*TaskEvents)(nil),         // 19: weir.backend.v1.TaskEvents
-	(*TaskEvent)(nil),          // 20: weir.backend.v1.TaskEvent
-	(*TaskError)(nil),          // 21: weir.backend.v1.TaskError
-	(*CancelRequest)(nil),      // 22: weir.backend.v1.CancelRequest
-	(*CancelResponse)(nil),     // 23: weir.backend.v1.CancelResponse
-	(*Service)(nil),            // 24: weir.backend.v1.Service
-	(*Deployment)(nil),         // 25: weir.backend.v1.Deployment
-	(*Revision)(nil),           // 26: weir.backend.v1.Revision
-	(*Split)(nil),              // 27: weir.backend.v1.Split
-	(*DeployRequest)(nil),      // 28: weir.backend.v1.DeployRequest
-	(*DeployResponse)(nil),     // 29: weir.backend.v1.DeployResponse
-	(*SetTrafficRequest)(nil),  // 30: weir.backend.v1.SetTrafficRequest
-	(*SetTrafficResponse)(nil), // 31: weir.backend.v1.SetTrafficResponse
-	(*UndeployRequest)(nil),    // 32: weir.backend.v1.UndeployRequest
-	(*UndeployResponse)(nil),   // 33: weir.backend.v1.UndeployResponse
-	nil,                        // 34: weir.backend.v1.Task.EnvEntry
-	nil,                        // 35: weir.backend.v1.Task.InputsEntry
-	nil,                        // 36: weir.backend.v1.Task.OutputsEntry
-	nil,                        // 37: weir.backend.v1.Service.EnvEntry
-	nil,                        // 38: weir.backend.v1.Service.InputsEntry
+	(*OpenTasks)(nil),          // 19: weir.backend.v1.OpenTasks
+	(*TaskEvents)(nil),         // 20: weir.backend.v1.TaskEvents
+	(*TaskEvent)(nil),          // 21: weir.backend.v1.TaskEvent
+	(*TaskError)(nil),          // 22: weir.backend.v1.TaskError
+	(*CancelRequest)(nil),      // 23: weir.backend.v1.CancelRequest
+	(*CancelResponse)(nil),     // 24: weir.backend.v1.CancelResponse
+	(*Service)(nil),            // 25: weir.backend.v1.Service
+	(*Deployment)(nil),         // 26: weir.backend.v1.Deployment
+	(*Revision)(nil),           // 27: weir.backend.v1.Revision
+	(*Split)(nil),              // 28: weir.backend.v1.Split
+	(*DeployRequest)(nil),      // 29: weir.backend.v1.DeployRequest
+	(*DeployResponse)(nil),     // 30: weir.backend.v1.DeployResponse
+	(*SetTrafficRequest)(nil),  // 31: weir.backend.v1.SetTrafficRequest
+	(*SetTrafficResponse)(nil), // 32: weir.backend.v1.SetTrafficResponse
+	(*UndeployRequest)(nil),    // 33: weir.backend.v1.UndeployRequest
+	(*UndeployResponse)(nil),   // 34: weir.backend.v1.UndeployResponse
+	nil,                        // 35: weir.backend.v1.Task.EnvEntry
+	nil,                        // 36: weir.backend.v1.Task.InputsEntry
+	nil,                        // 37: weir.backend.v1.Task.OutputsEntry
+	nil,                        // 38: weir.backend.v1.Service.EnvEntry
+	nil,                        // 39: weir.backend.v1.Service.InputsEntry
 }
 var file_backend_proto_depIdxs = []int32{
-	34, // 0: weir.backend.v1.Task.env:type_name -> weir.backend.v1.Task.EnvEntry
-	35, // 1: weir.backend.v1.Task.inputs:type_name -> weir.backend.v1.Task.InputsEntry
-	36, // 2: weir.backend.v1.Task.outputs:type_name -> weir.backend.v1.Task.OutputsEntry
+	35, // 0: weir.backend.v1.Task.env:type_name -> weir.backend.v1.Task.EnvEntry
+	36, // 1: weir.backend.v1.Task.inputs:type_name -> weir.backend.v1.Task.InputsEntry
+	37, // 2: weir.backend.v1.Task.outputs:type_name -> weir.backend.v1.Task.OutputsEntry
 	7,  // 3: weir.backend.v1.Task.resources:type_name -> weir.backend.v1.Resources
 	8,  // 4: weir.backend.v1.SubmitRequest.task:type_name -> weir.backend.v1.Task
 	14, // 5: weir.backend.v1.WatchEvent.state:type_name -> weir.backend.v1.StateChange
@@ -2430,44 +2523,45 @@ var file_backend_proto_depIdxs = []int32{
 	0,  // 10: weir.backend.v1.Result.state:type_name -> weir.backend.v1.State
 	9,  // 11: weir.backend.v1.TaskRequest.submit:type_name -> weir.backend.v1.SubmitRequest
 	18, // 12: weir.backend.v1.TaskRequest.stop_watching:type_name -> weir.backend.v1.StopWatching
-	20, // 13: weir.backend.v1.TaskEvents.events:type_name -> weir.backend.v1.TaskEvent
-	12, // 14: weir.backend.v1.TaskEvent.watch:type_name -> weir.backend.v1.WatchEvent
-	21, // 15: weir.backend.v1.TaskEvent.error:type_name -> weir.backend.v1.TaskError
-	37, // 16: weir.backend.v1.Service.env:type_name -> weir.backend.v1.Service.EnvEntry
-	38, // 17: weir.backend.v1.Service.inputs:type_name -> weir.backend.v1.Service.InputsEntry
-	7,  // 18: weir.backend.v1.Service.resources:type_name -> weir.backend.v1.Resources
-	26, // 19: weir.backend.v1.Deployment.revisions:type_name -> weir.backend.v1.Revision
-	24, // 20: weir.backend.v1.DeployRequest.service:type_name -> weir.backend.v1.Service
-	25, // 21: weir.backend.v1.DeployResponse.deployment:type_name -> weir.backend.v1.Deployment
-	27, // 22: weir.backend.v1.SetTrafficRequest.split:type_name -> weir.backend.v1.Split
-	25, // 23: weir.backend.v1.SetTrafficResponse.deployment:type_name -> weir.backend.v1.Deployment
-	1,  // 24: weir.backend.v1.Backend.Configure:input_type -> weir.backend.v1.ConfigureRequest
-	3,  // 25: weir.backend.v1.Backend.Describe:input_type -> weir.backend.v1.DescribeRequest
-	5,  // 26: weir.backend.v1.Backend.Lower:input_type -> weir.backend.v1.LowerRequest
-	9,  // 27: weir.backend.v1.Backend.Submit:input_type -> weir.backend.v1.SubmitRequest
-	11, // 28: weir.backend.v1.Backend.Watch:input_type -> weir.backend.v1.WatchRequest
-	9,  // 29: weir.backend.v1.Backend.Run:input_type -> weir.backend.v1.SubmitRequest
-	17, // 30: weir.backend.v1.Backend.Tasks:input_type -> weir.backend.v1.TaskRequest
-	22, // 31: weir.backend.v1.Backend.Cancel:input_type -> weir.backend.v1.CancelRequest
-	28, // 32: weir.backend.v1.Backend.Deploy:input_type -> weir.backend.v1.DeployRequest
-	30, // 33: weir.backend.v1.Backend.SetTraffic:input_type -> weir.backend.v1.SetTrafficRequest
-	32, // 34: weir.backend.v1.Backend.Undeploy:input_type -> weir.backend.v1.UndeployRequest
-	2,  // 35: weir.backend.v1.Backend.Configure:output_type -> weir.backend.v1.ConfigureResponse
-	4,  // 36: weir.backend.v1.Backend.Describe:output_type -> weir.backend.v1.DescribeResponse
-	6,  // 37: weir.backend.v1.Backend.Lower:output_type -> weir.backend.v1.LowerResponse
-	10, // 38: weir.backend.v1.Backend.Submit:output_type -> weir.backend.v1.SubmitResponse
-	12, // 39: weir.backend.v1.Backend.Watch:output_type -> weir.backend.v1.WatchEvent
-	12, // 40: weir.backend.v1.Backend.Run:output_type -> weir.backend.v1.WatchEvent
-	19, // 41: weir.backend.v1.Backend.Tasks:output_type -> weir.backend.v1.TaskEvents
-	23, // 42: weir.backend.v1.Backend.Cancel:output_type -> weir.backend.v1.CancelResponse
-	29, // 43: weir.backend.v1.Backend.Deploy:output_type -> weir.backend.v1.DeployResponse
-	31, // 44: weir.backend.v1.Backend.SetTraffic:output_type -> weir.backend.v1.SetTrafficResponse
-	33, // 45: weir.backend.v1.Backend.Undeploy:output_type -> weir.backend.v1.UndeployResponse
-	35, // [35:46] is the sub-list for method output_type
-	24, // [24:35] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	19, // 13: weir.backend.v1.TaskRequest.open:type_name -> weir.backend.v1.OpenTasks
+	21, // 14: weir.backend.v1.TaskEvents.events:type_name -> weir.backend.v1.TaskEvent
+	12, // 15: weir.backend.v1.TaskEvent.watch:type_name -> weir.backend.v1.WatchEvent
+	22, // 16: weir.backend.v1.TaskEvent.error:type_name -> weir.backend.v1.TaskError
+	38, // 17: weir.backend.v1.Service.env:type_name -> weir.backend.v1.Service.EnvEntry
+	39, // 18: weir.backend.v1.Service.inputs:type_name -> weir.backend.v1.Service.InputsEntry
+	7,  // 19: weir.backend.v1.Service.resources:type_name -> weir.backend.v1.Resources
+	27, // 20: weir.backend.v1.Deployment.revisions:type_name -> weir.backend.v1.Revision
+	25, // 21: weir.backend.v1.DeployRequest.service:type_name -> weir.backend.v1.Service
+	26, // 22: weir.backend.v1.DeployResponse.deployment:type_name -> weir.backend.v1.Deployment
+	28, // 23: weir.backend.v1.SetTrafficRequest.split:type_name -> weir.backend.v1.Split
+	26, // 24: weir.backend.v1.SetTrafficResponse.deployment:type_name -> weir.backend.v1.Deployment
+	1,  // 25: weir.backend.v1.Backend.Configure:input_type -> weir.backend.v1.ConfigureRequest
+	3,  // 26: weir.backend.v1.Backend.Describe:input_type -> weir.backend.v1.DescribeRequest
+	5,  // 27: weir.backend.v1.Backend.Lower:input_type -> weir.backend.v1.LowerRequest
+	9,  // 28: weir.backend.v1.Backend.Submit:input_type -> weir.backend.v1.SubmitRequest
+	11, // 29: weir.backend.v1.Backend.Watch:input_type -> weir.backend.v1.WatchRequest
+	9,  // 30: weir.backend.v1.Backend.Run:input_type -> weir.backend.v1.SubmitRequest
+	17, // 31: weir.backend.v1.Backend.Tasks:input_type -> weir.backend.v1.TaskRequest
+	23, // 32: weir.backend.v1.Backend.Cancel:input_type -> weir.backend.v1.CancelRequest
+	29, // 33: weir.backend.v1.Backend.Deploy:input_type -> weir.backend.v1.DeployRequest
+	31, // 34: weir.backend.v1.Backend.SetTraffic:input_type -> weir.backend.v1.SetTrafficRequest
+	33, // 35: weir.backend.v1.Backend.Undeploy:input_type -> weir.backend.v1.UndeployRequest
+	2,  // 36: weir.backend.v1.Backend.Configure:output_type -> weir.backend.v1.ConfigureResponse
+	4,  // 37: weir.backend.v1.Backend.Describe:output_type -> weir.backend.v1.DescribeResponse
+	6,  // 38: weir.backend.v1.Backend.Lower:output_type -> weir.backend.v1.LowerResponse
+	10, // 39: weir.backend.v1.Backend.Submit:output_type -> weir.backend.v1.SubmitResponse
+	12, // 40: weir.backend.v1.Backend.Watch:output_type -> weir.backend.v1.WatchEvent
+	12, // 41: weir.backend.v1.Backend.Run:output_type -> weir.backend.v1.WatchEvent
+	20, // 42: weir.backend.v1.Backend.Tasks:output_type -> weir.backend.v1.TaskEvents
+	24, // 43: weir.backend.v1.Backend.Cancel:output_type -> weir.backend.v1.CancelResponse
+	30, // 44: weir.backend.v1.Backend.Deploy:output_type -> weir.backend.v1.DeployResponse
+	32, // 45: weir.backend.v1.Backend.SetTraffic:output_type -> weir.backend.v1.SetTrafficResponse
+	34, // 46: weir.backend.v1.Backend.Undeploy:output_type -> weir.backend.v1.UndeployResponse
+	36, // [36:47] is the sub-list for method output_type
+	25, // [25:36] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -2484,8 +2578,9 @@ func file_backend_proto_init() {
 	file_backend_proto_msgTypes[16].OneofWrappers = []any{
 		(*TaskRequest_Submit)(nil),
 		(*TaskRequest_StopWatching)(nil),
+		(*TaskRequest_Open)(nil),
 	}
-	file_backend_proto_msgTypes[19].OneofWrappers = []any{
+	file_backend_proto_msgTypes[20].OneofWrappers = []any{
 		(*TaskEvent_Watch)(nil),
 		(*TaskEvent_Error)(nil),
 	}
@@ -2495,7 +2590,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   38,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

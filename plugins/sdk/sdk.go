@@ -37,6 +37,11 @@ const ProtocolVersion = pb.ProtocolVersion
 // it is a plugin and exits with status 1.
 func Serve(b backend.Interface) {
 	srv := NewServer(b)
+	if ts, err := listenTasks(srv); err == nil {
+		// Without it (no Unix sockets here) Weir uses the gRPC stream.
+		srv.socket = ts
+		defer ts.close()
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake(),
 		VersionedPlugins: map[int]plugin.PluginSet{
@@ -92,6 +97,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	running map[string]bool
+
+	socket *tasksSocket // Serve's tasks socket, if it opened one
 }
 
 // NewServer returns the protocol's server for b.
@@ -154,6 +161,9 @@ func (s *Server) Describe(ctx context.Context, _ *pb.DescribeRequest) (*pb.Descr
 	}
 	res := wire.Description(d)
 	res.TasksStream = true // Server serves Tasks
+	if s.socket != nil {
+		res.TasksSocket, res.TasksToken = s.socket.path, s.socket.token
+	}
 	return res, nil
 }
 

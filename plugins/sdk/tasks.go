@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,19 +22,45 @@ const (
 	maxBatchBytes  = 1 << 20
 )
 
+// Events that nothing waits for (a task's ID, its state changes, its
+// lines) wait up to eventLag to go with the next one that something waits
+// for (a result, an error), or until flushBytes of them are queued: a short
+// task then costs one message, not three, and a wakeup in both processes
+// less for each message saved. The first message of a stream goes at once
+// (Weir waits for the first task's ID to know the stream works).
+const (
+	eventLag   = 20 * time.Millisecond
+	flushBytes = 64 << 10
+)
+
 // Tasks implements the protocol: each submit on the stream runs, in a
 // goroutine of its own, the backend's Submit and then Watch, whose events go
 // to one queue; one goroutine sends the queue, several events per message
 // when they come faster than the stream takes them. When Weir closes its
 // side, the tasks in flight are watched to their end; when the stream
 // breaks, their watches end (never the tasks).
-func (s *Server) Tasks(stream pb.Backend_TasksServer) error {
+func (s *Server) Tasks(stream pb.Backend_TasksServer) error { return s.tasks(stream) }
+
+// taskStream is a Tasks stream: gRPC's, or a connection to the tasks
+// socket.
+type taskStream interface {
+	Context() context.Context
+	Recv() (*pb.TaskRequest, error)
+	eventSender
+}
+
+// eventSender sends messages of events.
+type eventSender interface {
+	Send(*pb.TaskEvents) error
+}
+
+func (s *Server) tasks(stream taskStream) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	out := newEventQueue()
+	out := newEventQueue(stream)
 	sent := make(chan error, 1)
 	go func() {
-		err := out.run(stream)
+		err := out.run()
 		if err != nil {
 			cancel() // nothing more can be sent: stop watching
 		}
@@ -78,6 +105,9 @@ func (s *Server) Tasks(stream pb.Backend_TasksServer) error {
 				mu.Unlock()
 				stop()
 			}()
+		case *pb.TaskRequest_Open:
+			// Only the first message on the tasks socket, read before.
+			out.push(req.Ref, nil, status.Error(codes.InvalidArgument, "open is the first message on the tasks socket, and only there"))
 		case *pb.TaskRequest_StopWatching:
 			mu.Lock()
 			if stop := stops[req.Ref]; stop != nil {
@@ -129,18 +159,45 @@ func (s *Server) task(ctx context.Context, ref uint64, t *pb.Task, out *eventQue
 }
 
 // eventQueue is the events of a Tasks stream waiting to be sent. Pushing
-// never blocks, so no task's watch waits for the stream; run sends what is
-// queued, as few messages as it can.
+// never waits for the stream, so no task's watch waits for another's
+// events. The end of a task (its result or error) is sent at once by the
+// goroutine that pushes it, unless another is sending: then that one
+// sends it next. Everything else waits for such a send, or for eventLag;
+// run sends it then, as few messages as it can.
 type eventQueue struct {
-	mu     sync.Mutex
-	events []*pb.TaskEvent
-	size   int // about the bytes of events
-	closed bool
-	err    error // the stream's send error: nothing more is queued
-	wake   chan struct{}
+	out eventSender
+
+	mu      sync.Mutex
+	events  []*pb.TaskEvent
+	size    int  // about the bytes of events
+	sent    bool // a message has been sent
+	sending bool // a goroutine is sending
+	armed   bool // lag is set to wake run
+	closed  bool
+	err     error // the stream's send error: nothing more is queued
+	wake    chan struct{}
+	lag     *time.Timer
 }
 
-func newEventQueue() *eventQueue { return &eventQueue{wake: make(chan struct{}, 1)} }
+func newEventQueue(out eventSender) *eventQueue {
+	q := &eventQueue{out: out, wake: make(chan struct{}, 1)}
+	q.lag = time.AfterFunc(time.Hour, func() {
+		q.mu.Lock()
+		q.armed = false
+		q.mu.Unlock()
+		q.signal()
+	})
+	q.lag.Stop()
+	return q
+}
+
+// signal wakes run.
+func (q *eventQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
 
 // push queues an event of the task ref: ev, or the error err.
 func (q *eventQueue) push(ref uint64, ev *pb.WatchEvent, err error) {
@@ -159,9 +216,16 @@ func (q *eventQueue) push(ref uint64, ev *pb.WatchEvent, err error) {
 			size += len(st.Message)
 		}
 	}
+	// Only the end of a task is waited for. Its ID, when Weir waits for
+	// it (the first task on a gRPC stream), goes at once too, as the
+	// stream's first message.
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	q.add(te, size)
+	now := err != nil || ev.GetResult() != nil || !q.sent
+	q.mu.Unlock()
+	if now {
+		q.send()
+	}
 }
 
 // line queues a line of output of the task ref, with the lines before it
@@ -174,21 +238,32 @@ func (q *eventQueue) line(ref uint64, l string) {
 		if lines := last.GetWatch().GetLines(); last.Ref == ref && lines != nil {
 			lines.Lines = append(lines.Lines, l)
 			q.size += len(l) + 2
+			q.due()
 			return
 		}
 	}
 	q.add(&pb.TaskEvent{Ref: ref, Event: &pb.TaskEvent_Watch{Watch: &pb.WatchEvent{Event: &pb.WatchEvent_Lines{Lines: &pb.Lines{Lines: []string{l}}}}}}, len(l)+16)
 }
 
+// add queues an event.
 func (q *eventQueue) add(te *pb.TaskEvent, size int) {
 	if q.err != nil || q.closed {
 		return
 	}
 	q.events = append(q.events, te)
 	q.size += size
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	q.due()
+}
+
+// due makes sure what is queued goes within eventLag, or at once (by
+// run) when much is.
+func (q *eventQueue) due() {
+	switch {
+	case q.size >= flushBytes:
+		q.signal()
+	case !q.armed:
+		q.armed = true
+		q.lag.Reset(eventLag)
 	}
 }
 
@@ -197,38 +272,52 @@ func (q *eventQueue) close() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	q.lag.Stop()
+	q.signal()
+}
+
+// send sends what is queued, unless another goroutine is sending (it
+// sends it next).
+func (q *eventQueue) send() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.sending && len(q.events) > 0 && q.err == nil {
+		q.sending = true
+		batch := q.events
+		q.events, q.size, q.sent = nil, 0, true
+		q.mu.Unlock()
+		var err error
+		for len(batch) > 0 && err == nil {
+			n := chunk(batch)
+			err = q.out.Send(&pb.TaskEvents{Events: batch[:n]})
+			batch = batch[n:]
+		}
+		q.mu.Lock()
+		q.sending = false
+		if err != nil {
+			q.err, q.events = err, nil
+		}
+	}
+	if q.closed || q.err != nil {
+		q.signal() // run may be waiting for this send to end
 	}
 }
 
-// run sends the queue until it is closed and empty, or a send fails.
-func (q *eventQueue) run(stream pb.Backend_TasksServer) error {
+// run sends what is queued when it is due, until the queue is closed and
+// sent, or a send fails.
+func (q *eventQueue) run() error {
 	for {
+		<-q.wake
+		q.send()
 		q.mu.Lock()
-		for len(q.events) == 0 && !q.closed {
-			q.mu.Unlock()
-			<-q.wake
-			q.mu.Lock()
-		}
-		if len(q.events) == 0 { // closed
-			q.mu.Unlock()
-			return nil
-		}
-		batch := q.events
-		q.events, q.size = nil, 0
+		err := q.err
+		done := q.closed && !q.sending && len(q.events) == 0
 		q.mu.Unlock()
-		for len(batch) > 0 {
-			n := chunk(batch)
-			err := stream.Send(&pb.TaskEvents{Events: batch[:n]})
-			if err != nil {
-				q.mu.Lock()
-				q.err, q.events = err, nil
-				q.mu.Unlock()
-				return err
-			}
-			batch = batch[n:]
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
 		}
 	}
 }
