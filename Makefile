@@ -39,8 +39,8 @@ bench: build
 	WEIR=$(BIN) ./testdata/bench/run-policy.sh || status=1; \
 	echo; echo "== testdata/bench/run-exec.sh: weir apply against make -j2"; \
 	WEIR=$(BIN) ./testdata/bench/run-exec.sh || status=1; \
-	echo; echo "== plugins/host: 1,000 no-op steps through the local backend as a plugin against in-process (goal: ratio <= 1.2)"; \
-	$(GO) test ./plugins/host -run '^$$' -bench Noop1000 -benchtime 3x || status=1; \
+	echo; echo "== plugins/host: 1,000 no-op steps through the local backend as a plugin against in-process (goal: ratio <= 1.2), and the floor: the same spawns through a bare Go process"; \
+	$(GO) test ./plugins/host -run '^$$' -bench 'Noop1000|Floor' -benchtime 3x || status=1; \
 	$(GO) test ./plugins/host -run '^$$' -bench RoundTrip -benchtime 2000x || status=1; \
 	echo; echo "== testdata/bench/run-docker.sh: the docker backend against docker run"; \
 	if docker info >/dev/null 2>&1; then ./testdata/bench/run-docker.sh || status=1; \

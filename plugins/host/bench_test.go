@@ -3,9 +3,13 @@ package host_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	osexec "os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,14 +31,114 @@ import (
 //     ratio (the goal is at most 1.2) and the difference per step.
 //   - BenchmarkRoundTrip: Submit and Watch of a task that ends at once,
 //     in-process and over the protocol: the protocol's own cost per step.
+//   - BenchmarkFloor: the same spawns with nothing of Weir's, in-process and
+//     through a bare Go process: the floor under any plugin's cost here.
 //
 // Run them (make bench does) with
 //
 //	go test ./plugins/host -run '^$' -bench Noop1000 -benchtime 3x
 //	go test ./plugins/host -run '^$' -bench RoundTrip -benchtime 2000x
+//	go test ./plugins/host -run '^$' -bench Floor -benchtime 5x
 //
 // (the CPU time comes from /proc in ticks of 10 ms: a few round trips
 // read as none).
+
+// BenchmarkFloor measures the least that running steps in another Go
+// process costs on this machine, with nothing of Weir's: 2 goroutines
+// spawning `true` and waiting for it, in this process, against the same
+// goroutines each asking a bare Go process over a Unix socket to do it
+// (one byte each way per step, a goroutine per request there). Its
+// µs/step-overhead is the floor under BenchmarkNoop1000's.
+func BenchmarkFloor(b *testing.B) {
+	const n = 500
+	self, err := os.Executable()
+	require.NoError(b, err)
+	sock := filepath.Join(b.TempDir(), "floor.sock")
+	cmd := osexec.Command(self)
+	cmd.Env = append(os.Environ(), pluginEnv+"=floor", "WEIR_FLOOR_SOCKET="+sock)
+	require.NoError(b, cmd.Start())
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var conns [2]net.Conn
+	require.Eventually(b, func() bool {
+		for i := range conns {
+			if conns[i], err = net.Dial("unix", sock); err != nil {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond)
+	both := func(step func(w int)) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Go(func() {
+				for range n / 2 {
+					step(w)
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	in := func(int) { spawnTrue() }
+	out := func(w int) {
+		buf := []byte{1}
+		if _, err := conns[w].Write(buf); err != nil {
+			b.Error(err)
+		}
+		if _, err := conns[w].Read(buf); err != nil {
+			b.Error(err)
+		}
+	}
+	var tin, tout time.Duration
+	for b.Loop() {
+		tin += both(in)
+		tout += both(out)
+	}
+	perIn := float64(tin.Microseconds()) / float64(b.N*n)
+	perOut := float64(tout.Microseconds()) / float64(b.N*n)
+	b.ReportMetric(perIn, "µs/step-in-process")
+	b.ReportMetric(perOut, "µs/step-other-process")
+	b.ReportMetric(perOut-perIn, "µs/step-overhead")
+}
+
+// spawnTrue runs `true` and waits for it.
+func spawnTrue() {
+	cmd := osexec.Command("true")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Run()
+}
+
+// serveFloor is BenchmarkFloor's other process: for each byte read, spawn
+// `true`, wait, write the byte back.
+func serveFloor(sock string) {
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			var mu sync.Mutex
+			for {
+				buf := []byte{0}
+				if _, err := c.Read(buf); err != nil {
+					return
+				}
+				go func() {
+					spawnTrue()
+					mu.Lock()
+					c.Write(buf)
+					mu.Unlock()
+				}()
+			}
+		}()
+	}
+}
 
 // noopPlan is n steps `true <i>`, step i needing step i-w.
 func noopPlan(n, w int) *schema.Plan {

@@ -34,6 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "local":
 		sdk.Serve(local.New(0))
+	case "floor":
+		serveFloor(os.Getenv("WEIR_FLOOR_SOCKET"))
 	case "crash":
 		sdk.Serve(&crashing{Backend: local.New(0)})
 	case "hang":
