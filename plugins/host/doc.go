@@ -5,9 +5,12 @@
 // like any built-in one.
 //
 // Tasks go over one long-lived Tasks stream per plugin process when the
-// plugin serves it (Describe's tasks_stream), a Run call each otherwise,
-// Submit and Watch when the plugin has neither; one goroutine per stream
-// reads the events into per-task queues, so no watcher holds up another.
+// plugin serves it: on the plugin's tasks socket (Describe's tasks_socket,
+// PROTOCOL.md 5.2) if it has one, else over gRPC (tasks_stream); a Run
+// call each otherwise, Submit and Watch when the plugin has neither. One
+// goroutine per stream reads the events into per-task queues, so no
+// watcher holds up another. On a stream that has proved to work, Submit
+// does not wait for the plugin's answer: a refusal comes from Watch.
 //
 // It owns the plugin processes it starts: a plugin that dies mid-step fails
 // the step with the tail of its stderr and is started again on the next

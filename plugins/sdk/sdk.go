@@ -33,6 +33,8 @@ const ProtocolVersion = pb.ProtocolVersion
 
 // Serve serves b as a backend plugin until Weir closes it, then cancels the
 // tasks still running (with a grace period of ShutdownGrace) and returns.
+// It serves the Tasks stream over gRPC and on a tasks socket of its own
+// (PROTOCOL.md 5.2), which Weir uses when it can.
 // Run by hand, without Weir's magic cookie in its environment, it says that
 // it is a plugin and exits with status 1.
 func Serve(b backend.Interface) {
