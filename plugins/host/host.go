@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -190,6 +191,7 @@ func (p *Plugin) process(ctx context.Context) (*process, error) {
 	}
 	if p.cur != nil {
 		p.cur.client.Kill() // reap it and clean up its socket
+		p.cur.removeTasksSocket()
 	}
 	p.gen++
 	pr, err := p.start(ctx, p.gen)
@@ -291,13 +293,13 @@ func (p *Plugin) start(ctx context.Context, gen int) (*process, error) {
 	if err != nil {
 		return nil, fail("Describe: " + wire.ErrorFrom(err).Error())
 	}
+	pr.tasksSocket, pr.tasksToken = d.TasksSocket, d.TasksToken // removed with the process
 	if int(d.ProtocolVersion) != pb.ProtocolVersion {
 		p.kill(pr)
 		return nil, &ProtocolError{Kind: o.Kind, Path: o.Path, Plugin: int(d.ProtocolVersion), Weir: pb.ProtocolVersion}
 	}
 	pr.desc = wire.DescriptionFrom(d)
 	pr.tasksStream = d.TasksStream
-	pr.tasksSocket, pr.tasksToken = d.TasksSocket, d.TasksToken
 	return pr, nil
 }
 
@@ -323,6 +325,21 @@ func (p *Plugin) kill(pr *process) {
 		killGroup(pr.cmd.Process.Pid)
 	}
 	pr.client.Kill()
+	pr.removeTasksSocket()
+}
+
+// removeTasksSocket removes the tasks socket of a process that has exited
+// (one that exits normally removes its own): the socket and its folder,
+// only if they are named as the SDK names them, and the folder only if
+// nothing else is in it.
+func (pr *process) removeTasksSocket() {
+	sock := pr.tasksSocket
+	dir := filepath.Dir(sock)
+	if filepath.Base(sock) != "tasks.sock" || !strings.HasPrefix(filepath.Base(dir), "weir-plugin-") {
+		return
+	}
+	os.Remove(sock)
+	os.Remove(dir)
 }
 
 // Close stops every plugin process: each is asked to shut down (it cancels
@@ -355,6 +372,7 @@ func (p *Plugin) Close() error {
 			done := make(chan struct{})
 			go func() {
 				pr.client.Kill()
+				pr.removeTasksSocket()
 				close(done)
 			}()
 			select {

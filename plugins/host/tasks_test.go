@@ -212,6 +212,8 @@ func testTasksWatchContextAndCancel(t *testing.T, p *host.Plugin) {
 func TestTasksPluginDies(t *testing.T) {
 	p := mustOpen(t, "crash", host.Options{})
 	pid := p.Pid()
+	sock, _ := host.TasksSocket(p)
+	require.NotEmpty(t, sock)
 	ctx := context.Background()
 	var tasks []*backend.Task
 	var ids []string
@@ -257,6 +259,7 @@ func TestTasksPluginDies(t *testing.T) {
 	assert.Equal(t, backend.StateSucceeded, res.State)
 	assert.NotEqual(t, pid, p.Pid())
 	assert.Equal(t, "socket", host.Transport(p))
+	assert.NoDirExists(t, filepath.Dir(sock), "the dead plugin's tasks socket is removed")
 }
 
 // TestTasksFallback: a plugin that says it serves Tasks but answers
