@@ -157,6 +157,42 @@ func TestPluginExitsMidStep(t *testing.T) {
 	assert.NotEqual(t, pid, p.Pid())
 }
 
+// TestPluginHangsInSubmit: a task handed on without waiting for its ID,
+// whose Submit hangs in the plugin, is cancelled as a hung Cancel is: once
+// the grace period and CancelMargin are over, the plugin is killed and the
+// task fails.
+func TestPluginHangsInSubmit(t *testing.T) {
+	p := mustOpen(t, "hang-submit", host.Options{CancelMargin: 500 * time.Millisecond})
+	pid := p.Pid()
+	ctx := context.Background()
+	res := runTask(t, p, task(t, "tasks.fine", "true")) // the stream works
+	require.Equal(t, backend.StateSucceeded, res.State)
+	id, err := p.Submit(ctx, task(t, "tasks.stuck", "true"))
+	require.NoError(t, err, "handed on without waiting")
+	watched := make(chan *backend.Result, 1)
+	go func() {
+		res, err := p.Watch(ctx, id, nil)
+		assert.NoError(t, err)
+		watched <- res
+	}()
+	start := time.Now()
+	err = p.Cancel(ctx, id, 200*time.Millisecond)
+	took := time.Since(start)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "did not start task")
+	assert.Contains(t, err.Error(), "killed the plugin")
+	assert.GreaterOrEqual(t, took, 700*time.Millisecond, "killed before the deadline")
+	select {
+	case res := <-watched:
+		assert.Equal(t, backend.StateFailed, res.State)
+		assert.Contains(t, res.Message, "backend plugin test exited while the step ran")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not end after the plugin was killed")
+	}
+	assertGone(t, pid, "the hung plugin")
+	assertNoZombies(t)
+}
+
 // TestPluginHangs: a plugin that never answers Cancel is killed once the
 // grace period and the margin are over; the task's Watch ends failed.
 func TestPluginHangs(t *testing.T) {

@@ -40,6 +40,8 @@ func TestMain(m *testing.M) {
 		sdk.Serve(&crashing{Backend: local.New(0)})
 	case "hang":
 		sdk.Serve(&hanging{Backend: local.New(0)})
+	case "hang-submit":
+		sdk.Serve(&hangingSubmit{Backend: local.New(0)})
 	case "instant":
 		sdk.Serve(&instant{})
 	case "describe-v2":
@@ -173,6 +175,16 @@ type hanging struct{ *local.Backend }
 
 func (h *hanging) Cancel(ctx context.Context, id string, grace time.Duration) error {
 	select {}
+}
+
+// hangingSubmit never returns from a Submit of a step named tasks.stuck.
+type hangingSubmit struct{ *local.Backend }
+
+func (h *hangingSubmit) Submit(ctx context.Context, t *backend.Task) (string, error) {
+	if t.Step == "tasks.stuck" {
+		select {}
+	}
+	return h.Backend.Submit(ctx, t)
 }
 
 // lying says it speaks protocol version 2 once the handshake is done.

@@ -26,7 +26,6 @@ import (
 type taskStream struct {
 	stream taskWire
 	cancel context.CancelFunc
-	socket bool // on the tasks socket, not gRPC
 
 	sendMu sync.Mutex // one Send at a time
 
@@ -88,7 +87,7 @@ func dialTasks(pr *process) (*taskStream, error) {
 		return nil, fmt.Errorf("opening the tasks socket: %w", err)
 	}
 	c.SetDeadline(time.Time{})
-	ts := &taskStream{stream: socketWire{f}, cancel: func() { c.Close() }, socket: true, proven: true,
+	ts := &taskStream{stream: socketWire{f}, cancel: func() { c.Close() }, proven: true,
 		tasks: map[uint64]*streamTask{}, done: make(chan struct{})}
 	go ts.read()
 	return ts, nil
@@ -413,16 +412,20 @@ func (p *Plugin) watchRef(ctx context.Context, id string, fn func(backend.Event)
 
 // cancelRef cancels a task submitted without waiting for its ID, once the
 // ID has come; a task that ended meanwhile, or was never started, needs no
-// cancelling.
+// cancelling. A plugin that has not said the ID within the grace period and
+// CancelMargin is hung, as one that does not answer Cancel: it is killed.
 func (p *Plugin) cancelRef(ctx context.Context, id string, grace time.Duration) error {
 	g, _, _ := strings.Cut(id, "#")
+	gen, _ := strconv.Atoi(g)
 	p.mu.Lock()
 	st := p.refs[id]
+	pr := p.procs[gen]
 	p.mu.Unlock()
-	if st == nil {
+	if st == nil || pr == nil {
 		return nil // its Watch took its end
 	}
-	timer := time.NewTimer(grace + p.opts.CancelMargin)
+	deadline := grace + p.opts.CancelMargin
+	timer := time.NewTimer(deadline)
 	defer timer.Stop()
 	select {
 	case <-st.idc:
@@ -431,7 +434,8 @@ func (p *Plugin) cancelRef(ctx context.Context, id string, grace time.Duration) 
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
-		return fmt.Errorf("backend plugin %s did not start task %s within %v", p.opts.Kind, id, grace+p.opts.CancelMargin)
+		p.kill(pr)
+		return fmt.Errorf("backend plugin %s did not start task %s within %v: killed the plugin", p.opts.Kind, id, deadline)
 	}
 	st.ts.mu.Lock()
 	pid := st.id
