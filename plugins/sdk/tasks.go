@@ -102,6 +102,7 @@ func (s *Server) tasks(stream taskStream) error {
 				s.task(tctx, req.Ref, r.Submit.GetTask(), out)
 				mu.Lock()
 				delete(stops, req.Ref)
+				out.forget(req.Ref)
 				mu.Unlock()
 				stop()
 			}()
@@ -112,6 +113,7 @@ func (s *Server) tasks(stream taskStream) error {
 			mu.Lock()
 			if stop := stops[req.Ref]; stop != nil {
 				stop()
+				out.stop(req.Ref)
 			}
 			mu.Unlock()
 		}
@@ -169,10 +171,11 @@ type eventQueue struct {
 
 	mu      sync.Mutex
 	events  []*pb.TaskEvent
-	size    int  // about the bytes of events
-	sent    bool // a message has been sent
-	sending bool // a goroutine is sending
-	armed   bool // lag is set to wake run
+	size    int             // about the bytes of events
+	sent    bool            // a message has been sent
+	sending bool            // a goroutine is sending
+	stopped map[uint64]bool // tasks Weir stopped watching: their events are dropped
+	armed   bool            // lag is set to wake run
 	closed  bool
 	err     error // the stream's send error: nothing more is queued
 	wake    chan struct{}
@@ -220,8 +223,7 @@ func (q *eventQueue) push(ref uint64, ev *pb.WatchEvent, err error) {
 	// it (the first task on a gRPC stream), goes at once too, as the
 	// stream's first message.
 	q.mu.Lock()
-	q.add(te, size)
-	now := err != nil || ev.GetResult() != nil || !q.sent
+	now := q.add(te, size) && (err != nil || ev.GetResult() != nil || !q.sent)
 	q.mu.Unlock()
 	if now {
 		q.send()
@@ -245,14 +247,16 @@ func (q *eventQueue) line(ref uint64, l string) {
 	q.add(&pb.TaskEvent{Ref: ref, Event: &pb.TaskEvent_Watch{Watch: &pb.WatchEvent{Event: &pb.WatchEvent_Lines{Lines: &pb.Lines{Lines: []string{l}}}}}}, len(l)+16)
 }
 
-// add queues an event.
-func (q *eventQueue) add(te *pb.TaskEvent, size int) {
-	if q.err != nil || q.closed {
-		return
+// add queues an event, unless nothing more is to be sent or the task's
+// events are dropped; it says whether it did.
+func (q *eventQueue) add(te *pb.TaskEvent, size int) bool {
+	if q.err != nil || q.closed || q.stopped[te.Ref] {
+		return false
 	}
 	q.events = append(q.events, te)
 	q.size += size
 	q.due()
+	return true
 }
 
 // due makes sure what is queued goes within eventLag, or at once (by
@@ -265,6 +269,32 @@ func (q *eventQueue) due() {
 		q.armed = true
 		q.lag.Reset(eventLag)
 	}
+}
+
+// stop drops the queued events of the task ref and those it pushes later:
+// Weir stopped watching it.
+func (q *eventQueue) stop(ref uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped == nil {
+		q.stopped = map[uint64]bool{}
+	}
+	q.stopped[ref] = true
+	kept := q.events[:0]
+	for _, e := range q.events {
+		if e.Ref != ref {
+			kept = append(kept, e)
+		}
+	}
+	clear(q.events[len(kept):])
+	q.events = kept
+}
+
+// forget forgets a stopped task once nothing more can be pushed for it.
+func (q *eventQueue) forget(ref uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.stopped, ref)
 }
 
 // close makes run return once the queue is sent.

@@ -97,3 +97,26 @@ func TestEventQueueChunks(t *testing.T) {
 	assert.Len(t, s.msgs[3].Events, 10)
 	assert.Equal(t, uint64(n+1), s.msgs[3].Events[9].Ref, "in order")
 }
+
+// TestEventQueueStop: once Weir stops watching a task, its queued events
+// and any it pushes later are dropped; the others' go on.
+func TestEventQueueStop(t *testing.T) {
+	var s sink
+	q := newEventQueue(&s)
+	q.push(1, submitted("first"), nil)
+	q.push(2, submitted("a"), nil)
+	q.line(2, "a1")
+	q.push(3, submitted("b"), nil)
+	q.stop(2)
+	q.line(2, "a2")
+	q.push(2, &pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: &pb.Result{}}}, nil)
+	q.push(3, &pb.WatchEvent{Event: &pb.WatchEvent_Result{Result: &pb.Result{}}}, nil)
+	require.Equal(t, 2, s.count())
+	for _, e := range s.msgs[1].Events {
+		assert.Equal(t, uint64(3), e.Ref)
+	}
+	assert.Len(t, s.msgs[1].Events, 2)
+	q.forget(2)
+	q.close()
+	require.NoError(t, q.run())
+}
