@@ -335,7 +335,7 @@ func (p *Plugin) kill(pr *process) {
 func (pr *process) removeTasksSocket() {
 	sock := pr.tasksSocket
 	dir := filepath.Dir(sock)
-	if filepath.Base(sock) != "tasks.sock" || !strings.HasPrefix(filepath.Base(dir), "weir-plugin-") {
+	if filepath.Base(sock) != wire.TasksSocketName || !strings.HasPrefix(filepath.Base(dir), wire.TasksSocketDir) {
 		return
 	}
 	os.Remove(sock)

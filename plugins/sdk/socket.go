@@ -26,11 +26,11 @@ type tasksSocket struct {
 
 // listenTasks opens the tasks socket and serves its connections with s.
 func listenTasks(s *Server) (*tasksSocket, error) {
-	dir, err := os.MkdirTemp("", "weir-plugin-")
+	dir, err := os.MkdirTemp("", wire.TasksSocketDir+"*")
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "tasks.sock")
+	path := filepath.Join(dir, wire.TasksSocketName)
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		os.RemoveAll(dir)

@@ -35,10 +35,10 @@ const (
 
 // Tasks implements the protocol: each submit on the stream runs, in a
 // goroutine of its own, the backend's Submit and then Watch, whose events go
-// to one queue; one goroutine sends the queue, several events per message
-// when they come faster than the stream takes them. When Weir closes its
-// side, the tasks in flight are watched to their end; when the stream
-// breaks, their watches end (never the tasks).
+// to one queue (see eventQueue: a task's end goes at once, the rest within
+// eventLag, several events per message). When Weir closes its side, the
+// tasks in flight are watched to their end; when the stream breaks, their
+// watches end (never the tasks). Serve also serves this on the tasks socket.
 func (s *Server) Tasks(stream pb.Backend_TasksServer) error { return s.tasks(stream) }
 
 // taskStream is a Tasks stream: gRPC's, or a connection to the tasks

@@ -13,6 +13,14 @@ import (
 // default limit on the Tasks stream.
 const MaxFrame = 4 << 20
 
+// The SDK's tasks socket is TasksSocketName in a folder of the temporary
+// folder whose name starts with TasksSocketDir; the host removes such a
+// socket when its plugin died without removing it.
+const (
+	TasksSocketDir  = "weir-plugin-"
+	TasksSocketName = "tasks.sock"
+)
+
 // Frames reads and writes the messages of a tasks socket (PROTOCOL.md 5.2):
 // each is preceded by its length as a varint, as protodelim writes them.
 // One goroutine may read while another writes; each side needs its own
@@ -51,5 +59,3 @@ func (f *Frames) Write(m proto.Message) error {
 	_, err = f.c.Write(b)
 	return err
 }
-
-var _ protodelim.Reader = (*bufio.Reader)(nil)
