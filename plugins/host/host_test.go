@@ -157,6 +157,29 @@ func TestPluginExitsMidStep(t *testing.T) {
 	assert.NotEqual(t, pid, p.Pid())
 }
 
+// watchAway watches a task in a goroutine; its result comes on the channel.
+func watchAway(t *testing.T, p *host.Plugin, id string) <-chan *backend.Result {
+	watched := make(chan *backend.Result, 1)
+	go func() {
+		res, err := p.Watch(context.Background(), id, nil)
+		assert.NoError(t, err)
+		watched <- res
+	}()
+	return watched
+}
+
+// assertLost checks that a watched task failed with its killed plugin.
+func assertLost(t *testing.T, watched <-chan *backend.Result) {
+	t.Helper()
+	select {
+	case res := <-watched:
+		assert.Equal(t, backend.StateFailed, res.State)
+		assert.Contains(t, res.Message, "backend plugin test exited while the step ran")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch did not end after the plugin was killed")
+	}
+}
+
 // TestPluginHangsInSubmit: a task handed on without waiting for its ID,
 // whose Submit hangs in the plugin, is cancelled as a hung Cancel is: once
 // the grace period and CancelMargin are over, the plugin is killed and the
@@ -169,12 +192,7 @@ func TestPluginHangsInSubmit(t *testing.T) {
 	require.Equal(t, backend.StateSucceeded, res.State)
 	id, err := p.Submit(ctx, task(t, "tasks.stuck", "true"))
 	require.NoError(t, err, "handed on without waiting")
-	watched := make(chan *backend.Result, 1)
-	go func() {
-		res, err := p.Watch(ctx, id, nil)
-		assert.NoError(t, err)
-		watched <- res
-	}()
+	watched := watchAway(t, p, id)
 	start := time.Now()
 	err = p.Cancel(ctx, id, 200*time.Millisecond)
 	took := time.Since(start)
@@ -182,13 +200,7 @@ func TestPluginHangsInSubmit(t *testing.T) {
 	assert.Contains(t, err.Error(), "did not start task")
 	assert.Contains(t, err.Error(), "killed the plugin")
 	assert.GreaterOrEqual(t, took, 700*time.Millisecond, "killed before the deadline")
-	select {
-	case res := <-watched:
-		assert.Equal(t, backend.StateFailed, res.State)
-		assert.Contains(t, res.Message, "backend plugin test exited while the step ran")
-	case <-time.After(10 * time.Second):
-		t.Fatal("Watch did not end after the plugin was killed")
-	}
+	assertLost(t, watched)
 	assertGone(t, pid, "the hung plugin")
 	assertNoZombies(t)
 }
@@ -202,12 +214,7 @@ func TestPluginHangs(t *testing.T) {
 	ctx := context.Background()
 	id, err := p.Submit(ctx, tk)
 	require.NoError(t, err)
-	watched := make(chan *backend.Result, 1)
-	go func() {
-		res, err := p.Watch(ctx, id, nil)
-		assert.NoError(t, err)
-		watched <- res
-	}()
+	watched := watchAway(t, p, id)
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
 	err = p.Cancel(ctx, id, 200*time.Millisecond)
@@ -217,13 +224,7 @@ func TestPluginHangs(t *testing.T) {
 	assert.Contains(t, err.Error(), "killed the plugin")
 	assert.GreaterOrEqual(t, took, 700*time.Millisecond, "killed before the deadline")
 	assert.Less(t, took, 5*time.Second)
-	select {
-	case res := <-watched:
-		assert.Equal(t, backend.StateFailed, res.State)
-		assert.Contains(t, res.Message, "backend plugin test exited while the step ran")
-	case <-time.After(10 * time.Second):
-		t.Fatal("Watch did not end after the plugin was killed")
-	}
+	assertLost(t, watched)
 	assertGone(t, pid, "the hung plugin")
 	b, err := os.ReadFile(filepath.Join(tk.WorkDir, "pid"))
 	require.NoError(t, err)

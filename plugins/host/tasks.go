@@ -368,18 +368,27 @@ func (r *refEvents) Recv() (*pb.WatchEvent, error) {
 	return ev, err
 }
 
+// ref finds a task submitted without waiting for its ID ("GEN#REF"): its
+// queue, its process and GEN; a nil queue if there is none (any more).
+func (p *Plugin) ref(id string) (*streamTask, *process, string) {
+	g, _, _ := strings.Cut(id, "#")
+	gen, _ := strconv.Atoi(g)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st, pr := p.refs[id], p.procs[gen]
+	if pr == nil {
+		return nil, nil, g
+	}
+	return st, pr, g
+}
+
 // watchRef follows a task submitted without waiting for its ID (see
 // submitTasks). When ctx ends first, its events stay queued for the next
 // Watch if its ID has not come yet; once it has, the plugin is told to
 // stop sending them and the next Watch asks for them by the ID.
 func (p *Plugin) watchRef(ctx context.Context, id string, fn func(backend.Event)) (*backend.Result, error) {
-	g, _, _ := strings.Cut(id, "#")
-	gen, _ := strconv.Atoi(g)
-	p.mu.Lock()
-	st := p.refs[id]
-	pr := p.procs[gen]
-	p.mu.Unlock()
-	if st == nil || pr == nil {
+	st, pr, g := p.ref(id)
+	if st == nil {
 		return nil, fmt.Errorf("task %q: %w", id, backend.ErrNotFound)
 	}
 	ts := st.ts
@@ -415,13 +424,8 @@ func (p *Plugin) watchRef(ctx context.Context, id string, fn func(backend.Event)
 // cancelling. A plugin that has not said the ID within the grace period and
 // CancelMargin is hung, as one that does not answer Cancel: it is killed.
 func (p *Plugin) cancelRef(ctx context.Context, id string, grace time.Duration) error {
-	g, _, _ := strings.Cut(id, "#")
-	gen, _ := strconv.Atoi(g)
-	p.mu.Lock()
-	st := p.refs[id]
-	pr := p.procs[gen]
-	p.mu.Unlock()
-	if st == nil || pr == nil {
+	st, pr, g := p.ref(id)
+	if st == nil {
 		return nil // its Watch took its end
 	}
 	deadline := grace + p.opts.CancelMargin
