@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,4 +156,40 @@ func TestProgramFoundAgainAfterItMoves(t *testing.T) {
 	lines, _, res, _ = watchOn(t, b, tk)
 	assert.Equal(t, backend.StateSucceeded, res.State)
 	assert.Equal(t, []string{"here"}, lines)
+}
+
+// TestExitBySignal: a process killed by a signal fails with the signal's
+// name and no exit code.
+func TestExitBySignal(t *testing.T) {
+	_, _, res := watch(t, task(t, `kill -TERM $$`))
+	assert.Equal(t, backend.StateFailed, res.State)
+	assert.Equal(t, -1, res.ExitCode)
+	assert.Equal(t, "killed by signal terminated", res.Message)
+}
+
+// TestMissingFolder: a task whose folder is gone is refused naming the
+// folder, not its program.
+func TestMissingFolder(t *testing.T) {
+	tk := task(t, `true`)
+	tk.Dir = filepath.Join(tk.Dir, "gone")
+	_, err := New(0).Submit(context.Background(), tk)
+	require.Error(t, err)
+	var nf *NotFoundError
+	assert.False(t, errors.As(err, &nf), "the program is there: %v", err)
+	assert.Contains(t, err.Error(), tk.Dir)
+}
+
+// TestArgvAsGiven: the process sees its argv as the task gives it, the
+// program's name first as written, not the path it was found at; and
+// exactly the task's environment.
+func TestArgvAsGiven(t *testing.T) {
+	if _, err := os.Stat("/proc/self/cmdline"); err != nil {
+		t.Skip("reads the process's argv from /proc")
+	}
+	tk := task(t, "")
+	tk.Argv = []string{"sh", "-c", `tr '\0' '|' </proc/$$/cmdline; echo; env | sort`, "a b"}
+	tk.Env["ONLY"] = "this"
+	lines, _, res := watch(t, tk)
+	assert.Equal(t, backend.StateSucceeded, res.State)
+	assert.Equal(t, []string{"sh|-c|" + tk.Argv[2] + "|a b|", "ONLY=this", "PATH=" + os.Getenv("PATH"), "PWD=" + tk.Dir}, lines)
 }
