@@ -43,6 +43,12 @@ type sample struct {
 	wall time.Duration
 	cpu  time.Duration // user + system of the process and its children
 	exec time.Duration // weir's "Apply complete ... in D": the executor alone
+	// switches counts the context switches of the process and its
+	// children, voluntary and not: every time one of them gave up or lost
+	// a processor. Go's runtime wakes its threads far more often than
+	// make; on a machine whose cores the steps keep busy, each wake takes
+	// a core from a step.
+	switches int64
 }
 
 type series struct {
@@ -162,14 +168,15 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 
 	mk := makeS.median().wall
 	fmt.Printf("\nexecutor benchmark: %d no-op steps (true <i>), DAG of width %d, parallelism %d, %d rounds\n\n", n, w, par, runs)
-	fmt.Printf("%-46s %10s %10s %10s %10s %8s\n", "", "median", "best", "CPU", "executor", "ratio")
+	fmt.Printf("%-46s %10s %10s %10s %10s %8s %10s\n", "", "median", "best", "CPU", "executor", "ratio", "switches")
 	row := func(s *series, ratio string) {
 		m, b := s.median(), s.best()
 		ex := ""
 		if m.exec > 0 {
 			ex = secs(m.exec)
 		}
-		fmt.Printf("%-46s %10s %10s %10s %10s %8s\n", s.name, secs(m.wall), secs(b.wall), secs(m.cpu), ex, ratio)
+		fmt.Printf("%-46s %10s %10s %10s %10s %8s %10s\n", s.name, secs(m.wall), secs(b.wall), secs(m.cpu), ex, ratio,
+			fmt.Sprintf("%.1f", float64(m.switches)/float64(n)))
 	}
 	ratio := func(a, b time.Duration) string { return fmt.Sprintf("%.2fx", float64(a)/float64(b)) }
 	row(makeS, "1.00x")
@@ -243,6 +250,9 @@ func timed(s *series, dir, name string, args ...string) error {
 		return fmt.Errorf("%s %v: %v\n%s", name, args, err, tail)
 	}
 	smp := sample{wall: wall, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		smp.switches = ru.Nvcsw + ru.Nivcsw
+	}
 	if m := execTime.FindSubmatch(text); m != nil {
 		smp.exec, _ = time.ParseDuration(string(m[1]))
 	}
@@ -276,7 +286,7 @@ func spawnLoop(n, par int) sample {
 	var next int
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	cpu0 := cpuTime()
+	cpu0, sw0 := usage()
 	start := time.Now()
 	for range par {
 		wg.Add(1)
@@ -299,14 +309,18 @@ func spawnLoop(n, par int) sample {
 		}()
 	}
 	wg.Wait()
-	return sample{wall: time.Since(start), cpu: cpuTime() - cpu0}
+	wall := time.Since(start)
+	cpu1, sw1 := usage()
+	return sample{wall: wall, cpu: cpu1 - cpu0, switches: sw1 - sw0}
 }
 
-// cpuTime is the CPU time of this process and its waited-for children.
-func cpuTime() time.Duration {
+// usage is the CPU time and the context switches of this process and its
+// waited-for children.
+func usage() (time.Duration, int64) {
 	var self, kids syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
 	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
 	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
-	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
+	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime),
+		self.Nvcsw + self.Nivcsw + kids.Nvcsw + kids.Nivcsw
 }
