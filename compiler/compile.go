@@ -61,8 +61,10 @@ func (EmptyState) TypicalDuration(string) (time.Duration, bool)  { return 0, fal
 func (EmptyState) LatestVersion(string, bool) (int, bool)        { return 0, false }
 func (EmptyState) AliasDigest(string, string) (string, bool)     { return "", false }
 
-// Lowerer turns a step into a backend's native task, shown in the plan.
-type Lowerer func(backend string, cfg *schema.Backend, s *schema.Step) (json.RawMessage, error)
+// Lowerer turns steps of one backend into its native tasks, shown in the
+// plan: tasks[i] or errs[i] for steps[i]. The lower pass hands it all of a
+// backend's steps at once.
+type Lowerer func(ctx context.Context, backend string, cfg *schema.Backend, steps []*schema.Step) (tasks []json.RawMessage, errs []error)
 
 // Checker looks at where a backend's steps will run before apply (a
 // cluster's namespace, its nodes, what RBAC allows) and returns what would
@@ -297,36 +299,49 @@ func passLower(ctx context.Context, c *compilation) diag.Diagnostics {
 	if c.opts.Lower == nil {
 		return nil
 	}
-	var ds diag.Diagnostics
+	// Each backend lowers its steps in one call; errors are reported in the
+	// plan's order.
+	var order []string
+	byBackend := map[string][]*schema.Step{}
 	for _, s := range c.res.Plan.Steps {
 		if s.Run == nil {
 			continue // builtin steps run in weir; deploys go through Deploy
 		}
-		t, err := c.opts.Lower(s.Backend, c.res.Plan.Backends[s.Backend], s)
-		if err != nil {
+		if byBackend[s.Backend] == nil {
+			order = append(order, s.Backend)
+		}
+		byBackend[s.Backend] = append(byBackend[s.Backend], s)
+	}
+	failed := map[*schema.Step]error{}
+	for _, name := range order {
+		steps := byBackend[name]
+		tasks, errs := c.opts.Lower(ctx, name, c.res.Plan.Backends[name], steps)
+		for i, s := range steps {
+			if errs[i] != nil {
+				failed[s] = errs[i]
+				continue
+			}
+			s.Task = tasks[i]
+		}
+	}
+	var ds diag.Diagnostics
+	for _, s := range c.res.Plan.Steps {
+		if err := failed[s]; err != nil {
 			ds = append(ds, diag.Diagnostic{Severity: diag.Error, Code: "lower", Address: s.Address, Range: s.Source,
 				Summary: fmt.Sprintf("%s: %v", s.Address, err)})
-			continue
 		}
-		s.Task = t
 	}
 	if c.opts.Check == nil || ds.HasErrors() {
 		return ds
 	}
-	byBackend := map[string][]*schema.Step{}
 	byAddr := map[string]*schema.Step{}
 	for _, s := range c.res.Plan.Steps {
 		if s.Run != nil {
-			byBackend[s.Backend] = append(byBackend[s.Backend], s)
 			byAddr[s.Address] = s
 		}
 	}
-	names := make([]string, 0, len(byBackend))
-	for n := range byBackend {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	sort.Strings(order)
+	for _, n := range order {
 		for _, d := range c.opts.Check(ctx, n, c.res.Plan.Backends[n], byBackend[n]) {
 			if s := byAddr[d.Address]; s != nil && d.Range == nil {
 				d.Range = s.Source

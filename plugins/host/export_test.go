@@ -26,3 +26,11 @@ func TasksSocket(p *Plugin) (path, token string) {
 	}
 	return p.cur.tasksSocket, p.cur.tasksToken
 }
+
+// LowersOneByOne says whether the plugin answered LowerSteps with
+// UNIMPLEMENTED, so that its steps go to Lower one call each.
+func LowersOneByOne(p *Plugin) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.noLowerSteps
+}

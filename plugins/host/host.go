@@ -73,6 +73,9 @@ type Plugin struct {
 	runs    map[string]pending
 	noRun   bool
 	noTasks bool
+	// noLowerSteps is set once the plugin has answered LowerSteps with
+	// UNIMPLEMENTED: its steps are lowered one call each.
+	noLowerSteps bool
 	// refs are the tasks submitted on a Tasks stream without waiting for
 	// their IDs, by Weir's ID for them ("GEN#REF"), until a Watch takes
 	// their end.
@@ -479,6 +482,86 @@ func (p *Plugin) Lower(ctx context.Context, s *schema.Step) (json.RawMessage, er
 		return nil, fmt.Errorf("backend plugin %s lowered %s to invalid JSON", p.opts.Kind, s.Address)
 	}
 	return res.TaskJson, nil
+}
+
+// lowerBatchBytes bounds the steps of one LowerSteps call: a gRPC server
+// refuses requests over 4 MiB unless told otherwise (go-plugin's client
+// takes answers of any size).
+const lowerBatchBytes = 1 << 20
+
+// LowerSteps asks the plugin to lower steps, as many in one call as
+// lowerBatchBytes allows; a plugin without LowerSteps gets a Lower call
+// for each step.
+func (p *Plugin) LowerSteps(ctx context.Context, steps []*schema.Step) ([]json.RawMessage, []error) {
+	tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
+	fail := func(from int, err error) {
+		for i := from; i < len(steps); i++ {
+			errs[i] = err
+		}
+	}
+	pr, err := p.process(ctx)
+	if err != nil {
+		fail(0, err)
+		return tasks, errs
+	}
+	enc := make([][]byte, len(steps))
+	for i, s := range steps {
+		if enc[i], err = wire.Step(s); err != nil {
+			fail(0, fmt.Errorf("encoding %s: %v", s.Address, err))
+			return tasks, errs
+		}
+	}
+	for start := 0; start < len(steps); {
+		end, size := start, 0
+		for end < len(steps) && (end == start || size+len(enc[end]) <= lowerBatchBytes) {
+			size += len(enc[end])
+			end++
+		}
+		if err := p.lowerBatch(ctx, pr, steps[start:end], enc[start:end], tasks[start:end], errs[start:end]); err != nil {
+			fail(start, err)
+			return tasks, errs
+		}
+		start = end
+	}
+	return tasks, errs
+}
+
+// lowerBatch lowers steps (enc: their JSON) in one LowerSteps call; the
+// error is the call's when it failed as a whole.
+func (p *Plugin) lowerBatch(ctx context.Context, pr *process, steps []*schema.Step, enc [][]byte, tasks []json.RawMessage, errs []error) error {
+	p.mu.Lock()
+	one := p.noLowerSteps
+	p.mu.Unlock()
+	if one {
+		for i, s := range steps {
+			tasks[i], errs[i] = p.Lower(ctx, s)
+		}
+		return nil
+	}
+	res, err := pr.rpc.LowerSteps(ctx, &pb.LowerStepsRequest{StepsJson: enc})
+	switch {
+	case status.Code(err) == codes.Unimplemented:
+		p.mu.Lock()
+		p.noLowerSteps = true
+		p.mu.Unlock()
+		return p.lowerBatch(ctx, pr, steps, enc, tasks, errs)
+	case err != nil:
+		return p.callError(pr, "LowerSteps", err)
+	}
+	if len(res.Lowered) != len(steps) {
+		return fmt.Errorf("backend plugin %s answered LowerSteps of %d steps with %d", p.opts.Kind, len(steps), len(res.Lowered))
+	}
+	for i, l := range res.Lowered {
+		switch {
+		case l.GetError() != nil:
+			errs[i] = wire.TaskErrorFrom(l.GetError())
+		case !json.Valid(l.TaskJson):
+			errs[i] = fmt.Errorf("backend plugin %s lowered %s to invalid JSON", p.opts.Kind, steps[i].Address)
+		default:
+			tasks[i] = l.TaskJson
+		}
+	}
+	return nil
 }
 
 // Submit starts a task on the plugin (starting the plugin again first if

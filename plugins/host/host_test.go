@@ -2,7 +2,9 @@ package host_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -96,6 +98,65 @@ func TestLowerOverTheProtocol(t *testing.T) {
 	_, err = p.Lower(context.Background(), step)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "distributed training (4 workers) needs a cluster backend")
+}
+
+// TestLowerStepsOverTheProtocol lowers a plan's worth of steps in one
+// LowerSteps call: each step gets what Lower gives it, a task or its own
+// error, in order; steps whose JSON is more than one message holds go in
+// several calls.
+func TestLowerStepsOverTheProtocol(t *testing.T) {
+	for _, mode := range []string{"local", "notasks"} {
+		t.Run(mode, func(t *testing.T) {
+			p := mustOpen(t, mode, host.Options{})
+			var steps []*schema.Step
+			// 5 MiB of steps, more than a gRPC server takes in one
+			// message: at least 5 calls.
+			env := map[string]schema.EnvVar{"BIG": {Value: strings.Repeat("v", 10<<10)}}
+			for i := range 500 {
+				s := &schema.Step{Address: fmt.Sprintf("tasks.t%d", i), Run: &schema.StepRun{Command: []string{"echo", strconv.Itoa(i)}, Env: env}}
+				if i%100 == 7 {
+					s.Run.Workers = 4
+				}
+				steps = append(steps, s)
+			}
+			tasks, errs := p.LowerSteps(context.Background(), steps)
+			require.Len(t, tasks, len(steps))
+			require.Len(t, errs, len(steps))
+			for i, s := range steps {
+				want, wantErr := p.Lower(context.Background(), s)
+				if i%100 == 7 {
+					require.Error(t, errs[i], s.Address)
+					assert.Equal(t, wantErr.Error(), errs[i].Error())
+					assert.Contains(t, errs[i].Error(), "distributed training (4 workers) needs a cluster backend")
+					assert.Nil(t, tasks[i])
+					continue
+				}
+				require.NoError(t, errs[i], s.Address)
+				assert.JSONEq(t, string(want), string(tasks[i]), s.Address)
+				assert.Contains(t, string(tasks[i]), fmt.Sprintf(`["echo","%d"]`, i))
+			}
+			assert.Equal(t, mode == "notasks", host.LowersOneByOne(p), "a plugin without LowerSteps gets a Lower call per step")
+		})
+	}
+}
+
+// TestLowerStepsBigAnswer: the answer to a LowerSteps call may be more
+// than gRPC's default limit of 4 MiB (100 steps lowered to 100 KB each).
+func TestLowerStepsBigAnswer(t *testing.T) {
+	p := mustOpen(t, "fat", host.Options{})
+	var steps []*schema.Step
+	for i := range 100 {
+		steps = append(steps, &schema.Step{Address: fmt.Sprintf("tasks.t%d", i), Run: &schema.StepRun{Command: []string{"true"}}})
+	}
+	tasks, errs := p.LowerSteps(context.Background(), steps)
+	for i, s := range steps {
+		require.NoError(t, errs[i], s.Address)
+		var got struct{ Step, Padding string }
+		require.NoError(t, json.Unmarshal(tasks[i], &got))
+		assert.Equal(t, s.Address, got.Step)
+		assert.Len(t, got.Padding, 100<<10)
+	}
+	assert.False(t, host.LowersOneByOne(p))
 }
 
 func TestServicesRefusedOverTheProtocol(t *testing.T) {

@@ -44,6 +44,8 @@ func TestMain(m *testing.M) {
 		sdk.Serve(&hangingSubmit{Backend: local.New(0)})
 	case "instant":
 		sdk.Serve(&instant{})
+	case "fat":
+		sdk.Serve(&fat{Backend: local.New(0)})
 	case "describe-v2":
 		sdk.Serve(&lying{Backend: local.New(0)})
 	case "cookie":
@@ -138,6 +140,12 @@ func (withoutTasks) Tasks(pb.Backend_TasksServer) error {
 	return status.Error(codes.Unimplemented, "no Tasks here")
 }
 
+// LowerSteps answers UNIMPLEMENTED, as a plugin built before LowerSteps
+// does.
+func (withoutTasks) LowerSteps(context.Context, *pb.LowerStepsRequest) (*pb.LowerStepsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "no LowerSteps here")
+}
+
 // badSocket names a tasks socket that does not exist.
 type badSocket struct{ *sdk.Server }
 
@@ -185,6 +193,14 @@ func (h *hangingSubmit) Submit(ctx context.Context, t *backend.Task) (string, er
 		select {}
 	}
 	return h.Backend.Submit(ctx, t)
+}
+
+// fat lowers each step to a task of about 100 KB: a plan's worth of them
+// is more than gRPC's default message limit.
+type fat struct{ *local.Backend }
+
+func (*fat) Lower(_ context.Context, s *schema.Step) (json.RawMessage, error) {
+	return json.Marshal(map[string]string{"step": s.Address, "padding": strings.Repeat("x", 100<<10)})
 }
 
 // lying says it speaks protocol version 2 once the handshake is done.

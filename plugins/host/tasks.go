@@ -233,7 +233,7 @@ func (st *streamTask) recv(ctx context.Context) (*pb.WatchEvent, error) {
 			st.events = st.events[1:]
 			ts.mu.Unlock()
 			if te := e.GetError(); te != nil {
-				return nil, &taskError{wire.ErrorFrom(status.Error(codes.Code(te.Code), te.Message))}
+				return nil, &taskError{wire.TaskErrorFrom(te)}
 			}
 			if e.GetWatch() == nil {
 				return nil, fmt.Errorf("an event of task %d on the Tasks stream holds neither an event nor an error", st.ref)

@@ -449,6 +449,150 @@ func (x *LowerResponse) GetTaskJson() []byte {
 	return nil
 }
 
+type LowerStepsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// steps_json are steps as LowerRequest's step_json holds one.
+	StepsJson     [][]byte `protobuf:"bytes,1,rep,name=steps_json,json=stepsJson,proto3" json:"steps_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LowerStepsRequest) Reset() {
+	*x = LowerStepsRequest{}
+	mi := &file_backend_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LowerStepsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LowerStepsRequest) ProtoMessage() {}
+
+func (x *LowerStepsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LowerStepsRequest.ProtoReflect.Descriptor instead.
+func (*LowerStepsRequest) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LowerStepsRequest) GetStepsJson() [][]byte {
+	if x != nil {
+		return x.StepsJson
+	}
+	return nil
+}
+
+type LowerStepsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// lowered answers steps_json, one for one and in order.
+	Lowered       []*Lowered `protobuf:"bytes,1,rep,name=lowered,proto3" json:"lowered,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LowerStepsResponse) Reset() {
+	*x = LowerStepsResponse{}
+	mi := &file_backend_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LowerStepsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LowerStepsResponse) ProtoMessage() {}
+
+func (x *LowerStepsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LowerStepsResponse.ProtoReflect.Descriptor instead.
+func (*LowerStepsResponse) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *LowerStepsResponse) GetLowered() []*Lowered {
+	if x != nil {
+		return x.Lowered
+	}
+	return nil
+}
+
+// Lowered is one step's answer in LowerStepsResponse: its task, or the
+// error Lower would have answered for it (a status code and its message).
+type Lowered struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskJson      []byte                 `protobuf:"bytes,1,opt,name=task_json,json=taskJson,proto3" json:"task_json,omitempty"`
+	Error         *TaskError             `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lowered) Reset() {
+	*x = Lowered{}
+	mi := &file_backend_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lowered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lowered) ProtoMessage() {}
+
+func (x *Lowered) ProtoReflect() protoreflect.Message {
+	mi := &file_backend_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lowered.ProtoReflect.Descriptor instead.
+func (*Lowered) Descriptor() ([]byte, []int) {
+	return file_backend_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Lowered) GetTaskJson() []byte {
+	if x != nil {
+		return x.TaskJson
+	}
+	return nil
+}
+
+func (x *Lowered) GetError() *TaskError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 // Resources are what a task or service asks of its backend.
 type Resources struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -463,7 +607,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +619,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[6]
+	mi := &file_backend_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +632,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{6}
+	return file_backend_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Resources) GetCpu() float64 {
@@ -561,7 +705,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +717,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[7]
+	mi := &file_backend_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +730,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{7}
+	return file_backend_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Task) GetRunId() string {
@@ -717,7 +861,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -729,7 +873,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[8]
+	mi := &file_backend_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -742,7 +886,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{8}
+	return file_backend_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SubmitRequest) GetTask() *Task {
@@ -762,7 +906,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +918,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[9]
+	mi := &file_backend_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +931,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{9}
+	return file_backend_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SubmitResponse) GetId() string {
@@ -806,7 +950,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +962,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[10]
+	mi := &file_backend_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +975,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{10}
+	return file_backend_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchRequest) GetId() string {
@@ -859,7 +1003,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +1015,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[11]
+	mi := &file_backend_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +1028,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{11}
+	return file_backend_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WatchEvent) GetEvent() isWatchEvent_Event {
@@ -969,7 +1113,7 @@ type Submitted struct {
 
 func (x *Submitted) Reset() {
 	*x = Submitted{}
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1125,7 @@ func (x *Submitted) String() string {
 func (*Submitted) ProtoMessage() {}
 
 func (x *Submitted) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[12]
+	mi := &file_backend_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1138,7 @@ func (x *Submitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Submitted.ProtoReflect.Descriptor instead.
 func (*Submitted) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{12}
+	return file_backend_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Submitted) GetId() string {
@@ -1017,7 +1161,7 @@ type StateChange struct {
 
 func (x *StateChange) Reset() {
 	*x = StateChange{}
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1173,7 @@ func (x *StateChange) String() string {
 func (*StateChange) ProtoMessage() {}
 
 func (x *StateChange) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[13]
+	mi := &file_backend_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1186,7 @@ func (x *StateChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateChange.ProtoReflect.Descriptor instead.
 func (*StateChange) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{13}
+	return file_backend_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StateChange) GetState() State {
@@ -1070,7 +1214,7 @@ type Lines struct {
 
 func (x *Lines) Reset() {
 	*x = Lines{}
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1226,7 @@ func (x *Lines) String() string {
 func (*Lines) ProtoMessage() {}
 
 func (x *Lines) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[14]
+	mi := &file_backend_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1239,7 @@ func (x *Lines) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lines.ProtoReflect.Descriptor instead.
 func (*Lines) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{14}
+	return file_backend_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Lines) GetLines() []string {
@@ -1127,7 +1271,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1139,7 +1283,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[15]
+	mi := &file_backend_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1152,7 +1296,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{15}
+	return file_backend_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Result) GetState() State {
@@ -1208,7 +1352,7 @@ type TaskRequest struct {
 
 func (x *TaskRequest) Reset() {
 	*x = TaskRequest{}
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1364,7 @@ func (x *TaskRequest) String() string {
 func (*TaskRequest) ProtoMessage() {}
 
 func (x *TaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[16]
+	mi := &file_backend_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1377,7 @@ func (x *TaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskRequest.ProtoReflect.Descriptor instead.
 func (*TaskRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{16}
+	return file_backend_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TaskRequest) GetRef() uint64 {
@@ -1316,7 +1460,7 @@ type StopWatching struct {
 
 func (x *StopWatching) Reset() {
 	*x = StopWatching{}
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1472,7 @@ func (x *StopWatching) String() string {
 func (*StopWatching) ProtoMessage() {}
 
 func (x *StopWatching) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[17]
+	mi := &file_backend_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1485,7 @@ func (x *StopWatching) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopWatching.ProtoReflect.Descriptor instead.
 func (*StopWatching) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{17}
+	return file_backend_proto_rawDescGZIP(), []int{20}
 }
 
 type OpenTasks struct {
@@ -1353,7 +1497,7 @@ type OpenTasks struct {
 
 func (x *OpenTasks) Reset() {
 	*x = OpenTasks{}
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1509,7 @@ func (x *OpenTasks) String() string {
 func (*OpenTasks) ProtoMessage() {}
 
 func (x *OpenTasks) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[18]
+	mi := &file_backend_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1522,7 @@ func (x *OpenTasks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenTasks.ProtoReflect.Descriptor instead.
 func (*OpenTasks) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{18}
+	return file_backend_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *OpenTasks) GetToken() string {
@@ -1399,7 +1543,7 @@ type TaskEvents struct {
 
 func (x *TaskEvents) Reset() {
 	*x = TaskEvents{}
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1411,7 +1555,7 @@ func (x *TaskEvents) String() string {
 func (*TaskEvents) ProtoMessage() {}
 
 func (x *TaskEvents) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[19]
+	mi := &file_backend_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1424,7 +1568,7 @@ func (x *TaskEvents) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvents.ProtoReflect.Descriptor instead.
 func (*TaskEvents) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{19}
+	return file_backend_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TaskEvents) GetEvents() []*TaskEvent {
@@ -1451,7 +1595,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1463,7 +1607,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[20]
+	mi := &file_backend_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1476,7 +1620,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{20}
+	return file_backend_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskEvent) GetRef() uint64 {
@@ -1539,7 +1683,7 @@ type TaskError struct {
 
 func (x *TaskError) Reset() {
 	*x = TaskError{}
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1695,7 @@ func (x *TaskError) String() string {
 func (*TaskError) ProtoMessage() {}
 
 func (x *TaskError) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[21]
+	mi := &file_backend_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1708,7 @@ func (x *TaskError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskError.ProtoReflect.Descriptor instead.
 func (*TaskError) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{21}
+	return file_backend_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskError) GetCode() int32 {
@@ -1592,7 +1736,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1748,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[22]
+	mi := &file_backend_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1761,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{22}
+	return file_backend_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -1642,7 +1786,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1798,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[23]
+	mi := &file_backend_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1811,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{23}
+	return file_backend_proto_rawDescGZIP(), []int{26}
 }
 
 // Service is one revision of a long-lived service (a model server).
@@ -1695,7 +1839,7 @@ type Service struct {
 
 func (x *Service) Reset() {
 	*x = Service{}
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1851,7 @@ func (x *Service) String() string {
 func (*Service) ProtoMessage() {}
 
 func (x *Service) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[24]
+	mi := &file_backend_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1864,7 @@ func (x *Service) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Service.ProtoReflect.Descriptor instead.
 func (*Service) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{24}
+	return file_backend_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Service) GetName() string {
@@ -1827,7 +1971,7 @@ type Deployment struct {
 
 func (x *Deployment) Reset() {
 	*x = Deployment{}
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +1983,7 @@ func (x *Deployment) String() string {
 func (*Deployment) ProtoMessage() {}
 
 func (x *Deployment) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[25]
+	mi := &file_backend_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +1996,7 @@ func (x *Deployment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Deployment.ProtoReflect.Descriptor instead.
 func (*Deployment) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{25}
+	return file_backend_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Deployment) GetId() string {
@@ -1895,7 +2039,7 @@ type Revision struct {
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2051,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[26]
+	mi := &file_backend_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2064,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{26}
+	return file_backend_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Revision) GetName() string {
@@ -1954,7 +2098,7 @@ type Split struct {
 
 func (x *Split) Reset() {
 	*x = Split{}
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2110,7 @@ func (x *Split) String() string {
 func (*Split) ProtoMessage() {}
 
 func (x *Split) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[27]
+	mi := &file_backend_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2123,7 @@ func (x *Split) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Split.ProtoReflect.Descriptor instead.
 func (*Split) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{27}
+	return file_backend_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Split) GetRevision() string {
@@ -2005,7 +2149,7 @@ type DeployRequest struct {
 
 func (x *DeployRequest) Reset() {
 	*x = DeployRequest{}
-	mi := &file_backend_proto_msgTypes[28]
+	mi := &file_backend_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2161,7 @@ func (x *DeployRequest) String() string {
 func (*DeployRequest) ProtoMessage() {}
 
 func (x *DeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[28]
+	mi := &file_backend_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2174,7 @@ func (x *DeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployRequest.ProtoReflect.Descriptor instead.
 func (*DeployRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{28}
+	return file_backend_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeployRequest) GetService() *Service {
@@ -2049,7 +2193,7 @@ type DeployResponse struct {
 
 func (x *DeployResponse) Reset() {
 	*x = DeployResponse{}
-	mi := &file_backend_proto_msgTypes[29]
+	mi := &file_backend_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2205,7 @@ func (x *DeployResponse) String() string {
 func (*DeployResponse) ProtoMessage() {}
 
 func (x *DeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[29]
+	mi := &file_backend_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2218,7 @@ func (x *DeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployResponse.ProtoReflect.Descriptor instead.
 func (*DeployResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{29}
+	return file_backend_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeployResponse) GetDeployment() *Deployment {
@@ -2094,7 +2238,7 @@ type SetTrafficRequest struct {
 
 func (x *SetTrafficRequest) Reset() {
 	*x = SetTrafficRequest{}
-	mi := &file_backend_proto_msgTypes[30]
+	mi := &file_backend_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2106,7 +2250,7 @@ func (x *SetTrafficRequest) String() string {
 func (*SetTrafficRequest) ProtoMessage() {}
 
 func (x *SetTrafficRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[30]
+	mi := &file_backend_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,7 +2263,7 @@ func (x *SetTrafficRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrafficRequest.ProtoReflect.Descriptor instead.
 func (*SetTrafficRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{30}
+	return file_backend_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SetTrafficRequest) GetId() string {
@@ -2145,7 +2289,7 @@ type SetTrafficResponse struct {
 
 func (x *SetTrafficResponse) Reset() {
 	*x = SetTrafficResponse{}
-	mi := &file_backend_proto_msgTypes[31]
+	mi := &file_backend_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2301,7 @@ func (x *SetTrafficResponse) String() string {
 func (*SetTrafficResponse) ProtoMessage() {}
 
 func (x *SetTrafficResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[31]
+	mi := &file_backend_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2314,7 @@ func (x *SetTrafficResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTrafficResponse.ProtoReflect.Descriptor instead.
 func (*SetTrafficResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{31}
+	return file_backend_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SetTrafficResponse) GetDeployment() *Deployment {
@@ -2190,7 +2334,7 @@ type UndeployRequest struct {
 
 func (x *UndeployRequest) Reset() {
 	*x = UndeployRequest{}
-	mi := &file_backend_proto_msgTypes[32]
+	mi := &file_backend_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2346,7 @@ func (x *UndeployRequest) String() string {
 func (*UndeployRequest) ProtoMessage() {}
 
 func (x *UndeployRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[32]
+	mi := &file_backend_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2359,7 @@ func (x *UndeployRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployRequest.ProtoReflect.Descriptor instead.
 func (*UndeployRequest) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{32}
+	return file_backend_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UndeployRequest) GetId() string {
@@ -2240,7 +2384,7 @@ type UndeployResponse struct {
 
 func (x *UndeployResponse) Reset() {
 	*x = UndeployResponse{}
-	mi := &file_backend_proto_msgTypes[33]
+	mi := &file_backend_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2396,7 @@ func (x *UndeployResponse) String() string {
 func (*UndeployResponse) ProtoMessage() {}
 
 func (x *UndeployResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_backend_proto_msgTypes[33]
+	mi := &file_backend_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2409,7 @@ func (x *UndeployResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndeployResponse.ProtoReflect.Descriptor instead.
 func (*UndeployResponse) Descriptor() ([]byte, []int) {
-	return file_backend_proto_rawDescGZIP(), []int{33}
+	return file_backend_proto_rawDescGZIP(), []int{36}
 }
 
 var File_backend_proto protoreflect.FileDescriptor
@@ -2295,7 +2439,15 @@ const file_backend_proto_rawDesc = "" +
 	"\fLowerRequest\x12\x1b\n" +
 	"\tstep_json\x18\x01 \x01(\fR\bstepJson\",\n" +
 	"\rLowerResponse\x12\x1b\n" +
-	"\ttask_json\x18\x01 \x01(\fR\btaskJson\"b\n" +
+	"\ttask_json\x18\x01 \x01(\fR\btaskJson\"2\n" +
+	"\x11LowerStepsRequest\x12\x1d\n" +
+	"\n" +
+	"steps_json\x18\x01 \x03(\fR\tstepsJson\"H\n" +
+	"\x12LowerStepsResponse\x122\n" +
+	"\alowered\x18\x01 \x03(\v2\x18.weir.backend.v1.LoweredR\alowered\"X\n" +
+	"\aLowered\x12\x1b\n" +
+	"\ttask_json\x18\x01 \x01(\fR\btaskJson\x120\n" +
+	"\x05error\x18\x02 \x01(\v2\x1a.weir.backend.v1.TaskErrorR\x05error\"b\n" +
 	"\tResources\x12\x10\n" +
 	"\x03cpu\x18\x01 \x01(\x01R\x03cpu\x12\x16\n" +
 	"\x06memory\x18\x02 \x01(\tR\x06memory\x12\x10\n" +
@@ -2438,11 +2590,13 @@ const file_backend_proto_rawDesc = "" +
 	"\rSTATE_RUNNING\x10\x02\x12\x13\n" +
 	"\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n" +
 	"\fSTATE_FAILED\x10\x04\x12\x13\n" +
-	"\x0fSTATE_CANCELLED\x10\x052\xd4\x06\n" +
+	"\x0fSTATE_CANCELLED\x10\x052\xab\a\n" +
 	"\aBackend\x12R\n" +
 	"\tConfigure\x12!.weir.backend.v1.ConfigureRequest\x1a\".weir.backend.v1.ConfigureResponse\x12O\n" +
 	"\bDescribe\x12 .weir.backend.v1.DescribeRequest\x1a!.weir.backend.v1.DescribeResponse\x12F\n" +
-	"\x05Lower\x12\x1d.weir.backend.v1.LowerRequest\x1a\x1e.weir.backend.v1.LowerResponse\x12I\n" +
+	"\x05Lower\x12\x1d.weir.backend.v1.LowerRequest\x1a\x1e.weir.backend.v1.LowerResponse\x12U\n" +
+	"\n" +
+	"LowerSteps\x12\".weir.backend.v1.LowerStepsRequest\x1a#.weir.backend.v1.LowerStepsResponse\x12I\n" +
 	"\x06Submit\x12\x1e.weir.backend.v1.SubmitRequest\x1a\x1f.weir.backend.v1.SubmitResponse\x12E\n" +
 	"\x05Watch\x12\x1d.weir.backend.v1.WatchRequest\x1a\x1b.weir.backend.v1.WatchEvent0\x01\x12D\n" +
 	"\x03Run\x12\x1e.weir.backend.v1.SubmitRequest\x1a\x1b.weir.backend.v1.WatchEvent0\x01\x12F\n" +
@@ -2466,7 +2620,7 @@ func file_backend_proto_rawDescGZIP() []byte {
 }
 
 var file_backend_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_backend_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_backend_proto_goTypes = []any{
 	(State)(0),                 // 0: weir.backend.v1.State
 	(*ConfigureRequest)(nil),   // 1: weir.backend.v1.ConfigureRequest
@@ -2475,93 +2629,100 @@ var file_backend_proto_goTypes = []any{
 	(*DescribeResponse)(nil),   // 4: weir.backend.v1.DescribeResponse
 	(*LowerRequest)(nil),       // 5: weir.backend.v1.LowerRequest
 	(*LowerResponse)(nil),      // 6: weir.backend.v1.LowerResponse
-	(*Resources)(nil),          // 7: weir.backend.v1.Resources
-	(*Task)(nil),               // 8: weir.backend.v1.Task
-	(*SubmitRequest)(nil),      // 9: weir.backend.v1.SubmitRequest
-	(*SubmitResponse)(nil),     // 10: weir.backend.v1.SubmitResponse
-	(*WatchRequest)(nil),       // 11: weir.backend.v1.WatchRequest
-	(*WatchEvent)(nil),         // 12: weir.backend.v1.WatchEvent
-	(*Submitted)(nil),          // 13: weir.backend.v1.Submitted
-	(*StateChange)(nil),        // 14: weir.backend.v1.StateChange
-	(*Lines)(nil),              // 15: weir.backend.v1.Lines
-	(*Result)(nil),             // 16: weir.backend.v1.Result
-	(*TaskRequest)(nil),        // 17: weir.backend.v1.TaskRequest
-	(*StopWatching)(nil),       // 18: weir.backend.v1.StopWatching
-	(*OpenTasks)(nil),          // 19: weir.backend.v1.OpenTasks
-	(*TaskEvents)(nil),         // 20: weir.backend.v1.TaskEvents
-	(*TaskEvent)(nil),          // 21: weir.backend.v1.TaskEvent
-	(*TaskError)(nil),          // 22: weir.backend.v1.TaskError
-	(*CancelRequest)(nil),      // 23: weir.backend.v1.CancelRequest
-	(*CancelResponse)(nil),     // 24: weir.backend.v1.CancelResponse
-	(*Service)(nil),            // 25: weir.backend.v1.Service
-	(*Deployment)(nil),         // 26: weir.backend.v1.Deployment
-	(*Revision)(nil),           // 27: weir.backend.v1.Revision
-	(*Split)(nil),              // 28: weir.backend.v1.Split
-	(*DeployRequest)(nil),      // 29: weir.backend.v1.DeployRequest
-	(*DeployResponse)(nil),     // 30: weir.backend.v1.DeployResponse
-	(*SetTrafficRequest)(nil),  // 31: weir.backend.v1.SetTrafficRequest
-	(*SetTrafficResponse)(nil), // 32: weir.backend.v1.SetTrafficResponse
-	(*UndeployRequest)(nil),    // 33: weir.backend.v1.UndeployRequest
-	(*UndeployResponse)(nil),   // 34: weir.backend.v1.UndeployResponse
-	nil,                        // 35: weir.backend.v1.Task.EnvEntry
-	nil,                        // 36: weir.backend.v1.Task.InputsEntry
-	nil,                        // 37: weir.backend.v1.Task.OutputsEntry
-	nil,                        // 38: weir.backend.v1.Service.EnvEntry
-	nil,                        // 39: weir.backend.v1.Service.InputsEntry
+	(*LowerStepsRequest)(nil),  // 7: weir.backend.v1.LowerStepsRequest
+	(*LowerStepsResponse)(nil), // 8: weir.backend.v1.LowerStepsResponse
+	(*Lowered)(nil),            // 9: weir.backend.v1.Lowered
+	(*Resources)(nil),          // 10: weir.backend.v1.Resources
+	(*Task)(nil),               // 11: weir.backend.v1.Task
+	(*SubmitRequest)(nil),      // 12: weir.backend.v1.SubmitRequest
+	(*SubmitResponse)(nil),     // 13: weir.backend.v1.SubmitResponse
+	(*WatchRequest)(nil),       // 14: weir.backend.v1.WatchRequest
+	(*WatchEvent)(nil),         // 15: weir.backend.v1.WatchEvent
+	(*Submitted)(nil),          // 16: weir.backend.v1.Submitted
+	(*StateChange)(nil),        // 17: weir.backend.v1.StateChange
+	(*Lines)(nil),              // 18: weir.backend.v1.Lines
+	(*Result)(nil),             // 19: weir.backend.v1.Result
+	(*TaskRequest)(nil),        // 20: weir.backend.v1.TaskRequest
+	(*StopWatching)(nil),       // 21: weir.backend.v1.StopWatching
+	(*OpenTasks)(nil),          // 22: weir.backend.v1.OpenTasks
+	(*TaskEvents)(nil),         // 23: weir.backend.v1.TaskEvents
+	(*TaskEvent)(nil),          // 24: weir.backend.v1.TaskEvent
+	(*TaskError)(nil),          // 25: weir.backend.v1.TaskError
+	(*CancelRequest)(nil),      // 26: weir.backend.v1.CancelRequest
+	(*CancelResponse)(nil),     // 27: weir.backend.v1.CancelResponse
+	(*Service)(nil),            // 28: weir.backend.v1.Service
+	(*Deployment)(nil),         // 29: weir.backend.v1.Deployment
+	(*Revision)(nil),           // 30: weir.backend.v1.Revision
+	(*Split)(nil),              // 31: weir.backend.v1.Split
+	(*DeployRequest)(nil),      // 32: weir.backend.v1.DeployRequest
+	(*DeployResponse)(nil),     // 33: weir.backend.v1.DeployResponse
+	(*SetTrafficRequest)(nil),  // 34: weir.backend.v1.SetTrafficRequest
+	(*SetTrafficResponse)(nil), // 35: weir.backend.v1.SetTrafficResponse
+	(*UndeployRequest)(nil),    // 36: weir.backend.v1.UndeployRequest
+	(*UndeployResponse)(nil),   // 37: weir.backend.v1.UndeployResponse
+	nil,                        // 38: weir.backend.v1.Task.EnvEntry
+	nil,                        // 39: weir.backend.v1.Task.InputsEntry
+	nil,                        // 40: weir.backend.v1.Task.OutputsEntry
+	nil,                        // 41: weir.backend.v1.Service.EnvEntry
+	nil,                        // 42: weir.backend.v1.Service.InputsEntry
 }
 var file_backend_proto_depIdxs = []int32{
-	35, // 0: weir.backend.v1.Task.env:type_name -> weir.backend.v1.Task.EnvEntry
-	36, // 1: weir.backend.v1.Task.inputs:type_name -> weir.backend.v1.Task.InputsEntry
-	37, // 2: weir.backend.v1.Task.outputs:type_name -> weir.backend.v1.Task.OutputsEntry
-	7,  // 3: weir.backend.v1.Task.resources:type_name -> weir.backend.v1.Resources
-	8,  // 4: weir.backend.v1.SubmitRequest.task:type_name -> weir.backend.v1.Task
-	14, // 5: weir.backend.v1.WatchEvent.state:type_name -> weir.backend.v1.StateChange
-	15, // 6: weir.backend.v1.WatchEvent.lines:type_name -> weir.backend.v1.Lines
-	16, // 7: weir.backend.v1.WatchEvent.result:type_name -> weir.backend.v1.Result
-	13, // 8: weir.backend.v1.WatchEvent.submitted:type_name -> weir.backend.v1.Submitted
-	0,  // 9: weir.backend.v1.StateChange.state:type_name -> weir.backend.v1.State
-	0,  // 10: weir.backend.v1.Result.state:type_name -> weir.backend.v1.State
-	9,  // 11: weir.backend.v1.TaskRequest.submit:type_name -> weir.backend.v1.SubmitRequest
-	18, // 12: weir.backend.v1.TaskRequest.stop_watching:type_name -> weir.backend.v1.StopWatching
-	19, // 13: weir.backend.v1.TaskRequest.open:type_name -> weir.backend.v1.OpenTasks
-	21, // 14: weir.backend.v1.TaskEvents.events:type_name -> weir.backend.v1.TaskEvent
-	12, // 15: weir.backend.v1.TaskEvent.watch:type_name -> weir.backend.v1.WatchEvent
-	22, // 16: weir.backend.v1.TaskEvent.error:type_name -> weir.backend.v1.TaskError
-	38, // 17: weir.backend.v1.Service.env:type_name -> weir.backend.v1.Service.EnvEntry
-	39, // 18: weir.backend.v1.Service.inputs:type_name -> weir.backend.v1.Service.InputsEntry
-	7,  // 19: weir.backend.v1.Service.resources:type_name -> weir.backend.v1.Resources
-	27, // 20: weir.backend.v1.Deployment.revisions:type_name -> weir.backend.v1.Revision
-	25, // 21: weir.backend.v1.DeployRequest.service:type_name -> weir.backend.v1.Service
-	26, // 22: weir.backend.v1.DeployResponse.deployment:type_name -> weir.backend.v1.Deployment
-	28, // 23: weir.backend.v1.SetTrafficRequest.split:type_name -> weir.backend.v1.Split
-	26, // 24: weir.backend.v1.SetTrafficResponse.deployment:type_name -> weir.backend.v1.Deployment
-	1,  // 25: weir.backend.v1.Backend.Configure:input_type -> weir.backend.v1.ConfigureRequest
-	3,  // 26: weir.backend.v1.Backend.Describe:input_type -> weir.backend.v1.DescribeRequest
-	5,  // 27: weir.backend.v1.Backend.Lower:input_type -> weir.backend.v1.LowerRequest
-	9,  // 28: weir.backend.v1.Backend.Submit:input_type -> weir.backend.v1.SubmitRequest
-	11, // 29: weir.backend.v1.Backend.Watch:input_type -> weir.backend.v1.WatchRequest
-	9,  // 30: weir.backend.v1.Backend.Run:input_type -> weir.backend.v1.SubmitRequest
-	17, // 31: weir.backend.v1.Backend.Tasks:input_type -> weir.backend.v1.TaskRequest
-	23, // 32: weir.backend.v1.Backend.Cancel:input_type -> weir.backend.v1.CancelRequest
-	29, // 33: weir.backend.v1.Backend.Deploy:input_type -> weir.backend.v1.DeployRequest
-	31, // 34: weir.backend.v1.Backend.SetTraffic:input_type -> weir.backend.v1.SetTrafficRequest
-	33, // 35: weir.backend.v1.Backend.Undeploy:input_type -> weir.backend.v1.UndeployRequest
-	2,  // 36: weir.backend.v1.Backend.Configure:output_type -> weir.backend.v1.ConfigureResponse
-	4,  // 37: weir.backend.v1.Backend.Describe:output_type -> weir.backend.v1.DescribeResponse
-	6,  // 38: weir.backend.v1.Backend.Lower:output_type -> weir.backend.v1.LowerResponse
-	10, // 39: weir.backend.v1.Backend.Submit:output_type -> weir.backend.v1.SubmitResponse
-	12, // 40: weir.backend.v1.Backend.Watch:output_type -> weir.backend.v1.WatchEvent
-	12, // 41: weir.backend.v1.Backend.Run:output_type -> weir.backend.v1.WatchEvent
-	20, // 42: weir.backend.v1.Backend.Tasks:output_type -> weir.backend.v1.TaskEvents
-	24, // 43: weir.backend.v1.Backend.Cancel:output_type -> weir.backend.v1.CancelResponse
-	30, // 44: weir.backend.v1.Backend.Deploy:output_type -> weir.backend.v1.DeployResponse
-	32, // 45: weir.backend.v1.Backend.SetTraffic:output_type -> weir.backend.v1.SetTrafficResponse
-	34, // 46: weir.backend.v1.Backend.Undeploy:output_type -> weir.backend.v1.UndeployResponse
-	36, // [36:47] is the sub-list for method output_type
-	25, // [25:36] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	9,  // 0: weir.backend.v1.LowerStepsResponse.lowered:type_name -> weir.backend.v1.Lowered
+	25, // 1: weir.backend.v1.Lowered.error:type_name -> weir.backend.v1.TaskError
+	38, // 2: weir.backend.v1.Task.env:type_name -> weir.backend.v1.Task.EnvEntry
+	39, // 3: weir.backend.v1.Task.inputs:type_name -> weir.backend.v1.Task.InputsEntry
+	40, // 4: weir.backend.v1.Task.outputs:type_name -> weir.backend.v1.Task.OutputsEntry
+	10, // 5: weir.backend.v1.Task.resources:type_name -> weir.backend.v1.Resources
+	11, // 6: weir.backend.v1.SubmitRequest.task:type_name -> weir.backend.v1.Task
+	17, // 7: weir.backend.v1.WatchEvent.state:type_name -> weir.backend.v1.StateChange
+	18, // 8: weir.backend.v1.WatchEvent.lines:type_name -> weir.backend.v1.Lines
+	19, // 9: weir.backend.v1.WatchEvent.result:type_name -> weir.backend.v1.Result
+	16, // 10: weir.backend.v1.WatchEvent.submitted:type_name -> weir.backend.v1.Submitted
+	0,  // 11: weir.backend.v1.StateChange.state:type_name -> weir.backend.v1.State
+	0,  // 12: weir.backend.v1.Result.state:type_name -> weir.backend.v1.State
+	12, // 13: weir.backend.v1.TaskRequest.submit:type_name -> weir.backend.v1.SubmitRequest
+	21, // 14: weir.backend.v1.TaskRequest.stop_watching:type_name -> weir.backend.v1.StopWatching
+	22, // 15: weir.backend.v1.TaskRequest.open:type_name -> weir.backend.v1.OpenTasks
+	24, // 16: weir.backend.v1.TaskEvents.events:type_name -> weir.backend.v1.TaskEvent
+	15, // 17: weir.backend.v1.TaskEvent.watch:type_name -> weir.backend.v1.WatchEvent
+	25, // 18: weir.backend.v1.TaskEvent.error:type_name -> weir.backend.v1.TaskError
+	41, // 19: weir.backend.v1.Service.env:type_name -> weir.backend.v1.Service.EnvEntry
+	42, // 20: weir.backend.v1.Service.inputs:type_name -> weir.backend.v1.Service.InputsEntry
+	10, // 21: weir.backend.v1.Service.resources:type_name -> weir.backend.v1.Resources
+	30, // 22: weir.backend.v1.Deployment.revisions:type_name -> weir.backend.v1.Revision
+	28, // 23: weir.backend.v1.DeployRequest.service:type_name -> weir.backend.v1.Service
+	29, // 24: weir.backend.v1.DeployResponse.deployment:type_name -> weir.backend.v1.Deployment
+	31, // 25: weir.backend.v1.SetTrafficRequest.split:type_name -> weir.backend.v1.Split
+	29, // 26: weir.backend.v1.SetTrafficResponse.deployment:type_name -> weir.backend.v1.Deployment
+	1,  // 27: weir.backend.v1.Backend.Configure:input_type -> weir.backend.v1.ConfigureRequest
+	3,  // 28: weir.backend.v1.Backend.Describe:input_type -> weir.backend.v1.DescribeRequest
+	5,  // 29: weir.backend.v1.Backend.Lower:input_type -> weir.backend.v1.LowerRequest
+	7,  // 30: weir.backend.v1.Backend.LowerSteps:input_type -> weir.backend.v1.LowerStepsRequest
+	12, // 31: weir.backend.v1.Backend.Submit:input_type -> weir.backend.v1.SubmitRequest
+	14, // 32: weir.backend.v1.Backend.Watch:input_type -> weir.backend.v1.WatchRequest
+	12, // 33: weir.backend.v1.Backend.Run:input_type -> weir.backend.v1.SubmitRequest
+	20, // 34: weir.backend.v1.Backend.Tasks:input_type -> weir.backend.v1.TaskRequest
+	26, // 35: weir.backend.v1.Backend.Cancel:input_type -> weir.backend.v1.CancelRequest
+	32, // 36: weir.backend.v1.Backend.Deploy:input_type -> weir.backend.v1.DeployRequest
+	34, // 37: weir.backend.v1.Backend.SetTraffic:input_type -> weir.backend.v1.SetTrafficRequest
+	36, // 38: weir.backend.v1.Backend.Undeploy:input_type -> weir.backend.v1.UndeployRequest
+	2,  // 39: weir.backend.v1.Backend.Configure:output_type -> weir.backend.v1.ConfigureResponse
+	4,  // 40: weir.backend.v1.Backend.Describe:output_type -> weir.backend.v1.DescribeResponse
+	6,  // 41: weir.backend.v1.Backend.Lower:output_type -> weir.backend.v1.LowerResponse
+	8,  // 42: weir.backend.v1.Backend.LowerSteps:output_type -> weir.backend.v1.LowerStepsResponse
+	13, // 43: weir.backend.v1.Backend.Submit:output_type -> weir.backend.v1.SubmitResponse
+	15, // 44: weir.backend.v1.Backend.Watch:output_type -> weir.backend.v1.WatchEvent
+	15, // 45: weir.backend.v1.Backend.Run:output_type -> weir.backend.v1.WatchEvent
+	23, // 46: weir.backend.v1.Backend.Tasks:output_type -> weir.backend.v1.TaskEvents
+	27, // 47: weir.backend.v1.Backend.Cancel:output_type -> weir.backend.v1.CancelResponse
+	33, // 48: weir.backend.v1.Backend.Deploy:output_type -> weir.backend.v1.DeployResponse
+	35, // 49: weir.backend.v1.Backend.SetTraffic:output_type -> weir.backend.v1.SetTrafficResponse
+	37, // 50: weir.backend.v1.Backend.Undeploy:output_type -> weir.backend.v1.UndeployResponse
+	39, // [39:51] is the sub-list for method output_type
+	27, // [27:39] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_backend_proto_init() }
@@ -2569,18 +2730,18 @@ func file_backend_proto_init() {
 	if File_backend_proto != nil {
 		return
 	}
-	file_backend_proto_msgTypes[11].OneofWrappers = []any{
+	file_backend_proto_msgTypes[14].OneofWrappers = []any{
 		(*WatchEvent_State)(nil),
 		(*WatchEvent_Lines)(nil),
 		(*WatchEvent_Result)(nil),
 		(*WatchEvent_Submitted)(nil),
 	}
-	file_backend_proto_msgTypes[16].OneofWrappers = []any{
+	file_backend_proto_msgTypes[19].OneofWrappers = []any{
 		(*TaskRequest_Submit)(nil),
 		(*TaskRequest_StopWatching)(nil),
 		(*TaskRequest_Open)(nil),
 	}
-	file_backend_proto_msgTypes[20].OneofWrappers = []any{
+	file_backend_proto_msgTypes[23].OneofWrappers = []any{
 		(*TaskEvent_Watch)(nil),
 		(*TaskEvent_Error)(nil),
 	}
@@ -2590,7 +2751,7 @@ func file_backend_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_backend_proto_rawDesc), len(file_backend_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

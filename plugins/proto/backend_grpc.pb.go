@@ -31,6 +31,7 @@ const (
 	Backend_Configure_FullMethodName  = "/weir.backend.v1.Backend/Configure"
 	Backend_Describe_FullMethodName   = "/weir.backend.v1.Backend/Describe"
 	Backend_Lower_FullMethodName      = "/weir.backend.v1.Backend/Lower"
+	Backend_LowerSteps_FullMethodName = "/weir.backend.v1.Backend/LowerSteps"
 	Backend_Submit_FullMethodName     = "/weir.backend.v1.Backend/Submit"
 	Backend_Watch_FullMethodName      = "/weir.backend.v1.Backend/Watch"
 	Backend_Run_FullMethodName        = "/weir.backend.v1.Backend/Run"
@@ -59,6 +60,11 @@ type BackendClient interface {
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 	// Lower turns a step into the backend's native task, shown in the plan.
 	Lower(ctx context.Context, in *LowerRequest, opts ...grpc.CallOption) (*LowerResponse, error)
+	// LowerSteps lowers many steps in one call, which is how Weir lowers a
+	// plan's steps: one round trip per message, not one per step. Each step
+	// gets its own answer, a task or an error, in the order of the request.
+	// Optional: answer UNIMPLEMENTED and Weir calls Lower for each step.
+	LowerSteps(ctx context.Context, in *LowerStepsRequest, opts ...grpc.CallOption) (*LowerStepsResponse, error)
 	// Submit starts a task and returns its ID at once.
 	Submit(ctx context.Context, in *SubmitRequest, opts ...grpc.CallOption) (*SubmitResponse, error)
 	// Watch streams a task's state changes and output lines until it ends;
@@ -123,6 +129,16 @@ func (c *backendClient) Lower(ctx context.Context, in *LowerRequest, opts ...grp
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(LowerResponse)
 	err := c.cc.Invoke(ctx, Backend_Lower_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) LowerSteps(ctx context.Context, in *LowerStepsRequest, opts ...grpc.CallOption) (*LowerStepsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LowerStepsResponse)
+	err := c.cc.Invoke(ctx, Backend_LowerSteps_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +264,11 @@ type BackendServer interface {
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	// Lower turns a step into the backend's native task, shown in the plan.
 	Lower(context.Context, *LowerRequest) (*LowerResponse, error)
+	// LowerSteps lowers many steps in one call, which is how Weir lowers a
+	// plan's steps: one round trip per message, not one per step. Each step
+	// gets its own answer, a task or an error, in the order of the request.
+	// Optional: answer UNIMPLEMENTED and Weir calls Lower for each step.
+	LowerSteps(context.Context, *LowerStepsRequest) (*LowerStepsResponse, error)
 	// Submit starts a task and returns its ID at once.
 	Submit(context.Context, *SubmitRequest) (*SubmitResponse, error)
 	// Watch streams a task's state changes and output lines until it ends;
@@ -296,6 +317,9 @@ func (UnimplementedBackendServer) Describe(context.Context, *DescribeRequest) (*
 }
 func (UnimplementedBackendServer) Lower(context.Context, *LowerRequest) (*LowerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Lower not implemented")
+}
+func (UnimplementedBackendServer) LowerSteps(context.Context, *LowerStepsRequest) (*LowerStepsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LowerSteps not implemented")
 }
 func (UnimplementedBackendServer) Submit(context.Context, *SubmitRequest) (*SubmitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Submit not implemented")
@@ -392,6 +416,24 @@ func _Backend_Lower_Handler(srv interface{}, ctx context.Context, dec func(inter
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BackendServer).Lower(ctx, req.(*LowerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_LowerSteps_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LowerStepsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).LowerSteps(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_LowerSteps_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).LowerSteps(ctx, req.(*LowerStepsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -533,6 +575,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Lower",
 			Handler:    _Backend_Lower_Handler,
+		},
+		{
+			MethodName: "LowerSteps",
+			Handler:    _Backend_LowerSteps_Handler,
 		},
 		{
 			MethodName: "Submit",

@@ -21,6 +21,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"weir.dev/weir/plugins/internal/wire"
 	pb "weir.dev/weir/plugins/proto"
@@ -179,16 +181,64 @@ func (s *Server) Lower(ctx context.Context, req *pb.LowerRequest) (*pb.LowerResp
 		return nil, wire.Status(&wire.Invalid{Err: fmt.Errorf("decoding the step: %v", err)})
 	}
 	t, err := s.b.Lower(ctx, step)
+	if err = lowered(step, t, err); err != nil {
+		return nil, err
+	}
+	return &pb.LowerResponse{TaskJson: t}, nil
+}
+
+// LowerSteps implements the protocol: each step is answered as Lower
+// would, by the backend's LowerSteps when it has one.
+func (s *Server) LowerSteps(ctx context.Context, req *pb.LowerStepsRequest) (*pb.LowerStepsResponse, error) {
+	s.cfg.RLock()
+	defer s.cfg.RUnlock()
+	out := make([]*pb.Lowered, len(req.StepsJson))
+	var steps []*schema.Step
+	var at []int // steps[j] is the request's at[j]
+	for i, b := range req.StepsJson {
+		step, err := wire.StepFrom(b)
+		if err != nil {
+			out[i] = &pb.Lowered{Error: wire.TaskError(&wire.Invalid{Err: fmt.Errorf("decoding the step: %v", err)})}
+			continue
+		}
+		steps, at = append(steps, step), append(at, i)
+	}
+	var tasks []json.RawMessage
+	var errs []error
+	if sl, ok := s.b.(backend.StepsLowerer); ok {
+		tasks, errs = sl.LowerSteps(ctx, steps)
+		if len(tasks) != len(steps) || len(errs) != len(steps) {
+			return nil, status.Errorf(codes.Internal, "the backend answered %d steps with %d tasks and %d errors", len(steps), len(tasks), len(errs))
+		}
+	} else {
+		tasks, errs = make([]json.RawMessage, len(steps)), make([]error, len(steps))
+		for j, step := range steps {
+			tasks[j], errs[j] = s.b.Lower(ctx, step)
+		}
+	}
+	for j, step := range steps {
+		if err := lowered(step, tasks[j], errs[j]); err != nil {
+			out[at[j]] = &pb.Lowered{Error: wire.TaskError(err)}
+		} else {
+			out[at[j]] = &pb.Lowered{TaskJson: tasks[j]}
+		}
+	}
+	return &pb.LowerStepsResponse{Lowered: out}, nil
+}
+
+// lowered is the protocol's error for a step the backend lowered to t, or
+// failed to with err: nil when t is a task.
+func lowered(step *schema.Step, t json.RawMessage, err error) error {
 	if err != nil {
 		if !errors.Is(err, backend.ErrUnsupported) {
 			err = &wire.Invalid{Err: err}
 		}
-		return nil, wire.Status(err)
+		return wire.Status(err)
 	}
 	if !json.Valid(t) {
-		return nil, wire.Status(fmt.Errorf("the backend lowered %s to invalid JSON", step.Address))
+		return wire.Status(fmt.Errorf("the backend lowered %s to invalid JSON", step.Address))
 	}
-	return &pb.LowerResponse{TaskJson: t}, nil
+	return nil
 }
 
 // Submit implements the protocol.

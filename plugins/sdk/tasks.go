@@ -207,9 +207,9 @@ func (q *eventQueue) push(ref uint64, ev *pb.WatchEvent, err error) {
 	te := &pb.TaskEvent{Ref: ref}
 	size := 16
 	if err != nil {
-		st := status.Convert(err)
-		te.Event = &pb.TaskEvent_Error{Error: &pb.TaskError{Code: int32(st.Code()), Message: st.Message()}}
-		size += len(st.Message())
+		e := wire.TaskError(err)
+		te.Event = &pb.TaskEvent_Error{Error: e}
+		size += len(e.Message)
 	} else {
 		te.Event = &pb.TaskEvent_Watch{Watch: ev}
 		if r := ev.GetResult(); r != nil {

@@ -92,6 +92,14 @@ type ServicePlan struct {
 	Note string `json:"note,omitempty"`
 }
 
+// StepsLowerer is implemented by backends that lower many steps at once
+// more cheaply than one by one (a plugin: one round trip for a plan's
+// steps). LowerSteps answers each step as Lower would: tasks[i] or errs[i],
+// for steps[i].
+type StepsLowerer interface {
+	LowerSteps(ctx context.Context, steps []*schema.Step) (tasks []json.RawMessage, errs []error)
+}
+
 // Configurer is implemented by backends that take settings from the spec's
 // backends entry (namespace, host, region, config ...). Configure is called
 // once, before any other method; a backend of the kind may be configured

@@ -200,6 +200,19 @@ func Status(err error) error {
 	return status.Error(code, err.Error())
 }
 
+// TaskError is an error as a message (a Tasks event's, a LowerSteps
+// answer's): the status Status gives it.
+func TaskError(err error) *pb.TaskError {
+	st := status.Convert(Status(err))
+	return &pb.TaskError{Code: int32(st.Code()), Message: st.Message()}
+}
+
+// TaskErrorFrom turns a TaskError back into the error it stands for, as
+// ErrorFrom does a status.
+func TaskErrorFrom(te *pb.TaskError) error {
+	return ErrorFrom(status.Error(codes.Code(te.Code), te.Message))
+}
+
 // remote is an error that came over the wire: its message as the plugin
 // wrote it, and the sentinel its status code stands for.
 type remote struct {

@@ -264,6 +264,22 @@ func (s *suite) lower(t *testing.T) {
 	if err != nil || !bytes.Equal(a, b) {
 		t.Errorf("Lower is not a function of the step: %s, then %s (%v)", a, b, err)
 	}
+	// A backend that lowers many steps at once (a plugin, through
+	// LowerSteps) gives each what Lower gives it.
+	if sl, ok := s.b.(backend.StepsLowerer); ok {
+		other := *step
+		other.Address, other.Element = "tasks.other", "tasks.other"
+		tasks, errs := sl.LowerSteps(s.ctx(t), []*schema.Step{step, &other, step})
+		if len(tasks) != 3 || len(errs) != 3 {
+			t.Fatalf("LowerSteps of 3 steps: %d tasks and %d errors", len(tasks), len(errs))
+		}
+		o, err := s.b.Lower(s.ctx(t), &other)
+		for i, want := range []json.RawMessage{a, o, a} {
+			if errs[i] != nil || err != nil || !bytes.Equal(tasks[i], want) {
+				t.Errorf("LowerSteps gave step %d %s (%v), Lower %s (%v)", i, tasks[i], errs[i], want, err)
+			}
+		}
+	}
 }
 
 func (s *suite) success(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"weir.dev/weir/compiler"
 	"weir.dev/weir/internal/diag"
 	"weir.dev/weir/plugins/docker"
 	"weir.dev/weir/plugins/host"
@@ -301,23 +302,37 @@ func openBackends(ctx context.Context, dir string, cfgs map[string]*schema.Backe
 // session stops plugin processes then).
 func (bs *backends) Close() {}
 
-// lowerIn returns the plan's lowering for a project: each step goes to its
-// backend's Lower, a plugin's included.
-func lowerIn(dir string) func(name string, cfg *schema.Backend, s *schema.Step) (json.RawMessage, error) {
-	return func(name string, cfg *schema.Backend, s *schema.Step) (json.RawMessage, error) {
+// lowerIn returns the plan's lowering for a project: each backend's steps
+// go to its Lower, all at once to a backend that can (a plugin: one round
+// trip, not one per step).
+func lowerIn(dir string) compiler.Lowerer {
+	return func(ctx context.Context, name string, cfg *schema.Backend, steps []*schema.Step) ([]json.RawMessage, []error) {
+		tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
 		r := resolverFor(dir)
 		b, err := r.backend(name, cfg)
 		if err != nil {
-			return nil, err
-		}
-		t, err := b.Lower(r.ctx, s)
-		if err != nil {
-			if errors.Is(err, backend.ErrUnsupported) {
-				return nil, fmt.Errorf("backend %s cannot lower steps: %v", name, err)
+			for i := range errs {
+				errs[i] = err
 			}
-			return nil, fmt.Errorf("backend %s cannot run this step: %v", name, err)
+			return tasks, errs
 		}
-		return t, nil
+		if sl, ok := b.(backend.StepsLowerer); ok {
+			tasks, errs = sl.LowerSteps(ctx, steps)
+		} else {
+			for i, s := range steps {
+				tasks[i], errs[i] = b.Lower(ctx, s)
+			}
+		}
+		for i, err := range errs {
+			switch {
+			case err == nil:
+			case errors.Is(err, backend.ErrUnsupported):
+				errs[i] = fmt.Errorf("backend %s cannot lower steps: %v", name, err)
+			default:
+				errs[i] = fmt.Errorf("backend %s cannot run this step: %v", name, err)
+			}
+		}
+		return tasks, errs
 	}
 }
 
