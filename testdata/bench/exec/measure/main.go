@@ -32,8 +32,9 @@ func main() {
 	runs := flag.Int("runs", 3, "rounds")
 	par := flag.Int("parallelism", 2, "make -j and weir --parallelism")
 	dir := flag.String("dir", "", "project folder (default: a new temporary folder)")
+	plugin := flag.Bool("plugin", true, "also apply and plan with the local backend served as a plugin process (the protocol's cost)")
 	flag.Parse()
-	if err := run(*weir, *base, *n, *w, *runs, *par, *dir); err != nil {
+	if err := run(*weir, *base, *n, *w, *runs, *par, *dir, *plugin); err != nil {
 		fmt.Fprintln(os.Stderr, "measure:", err)
 		os.Exit(1)
 	}
@@ -72,7 +73,7 @@ func (s *series) best() sample {
 	return b
 }
 
-func run(weir, base string, n, w, runs, par int, dir string) error {
+func run(weir, base string, n, w, runs, par int, dir string, plugin bool) error {
 	weir, err := filepath.Abs(weir)
 	if err != nil {
 		return err
@@ -106,6 +107,10 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 		plan    = &series{name: "weir plan, all cached"}
 		replace = &series{name: fmt.Sprintf("weir apply -replace %s (%d reused)", first, n-2)}
 
+		plugFresh  = &series{name: "plugin: weir apply, fresh state"}
+		plugCached = &series{name: "plugin: weir apply, all cached"}
+		plugPlan   = &series{name: "plugin: weir plan, all cached"}
+
 		baseCold    = &series{name: "base: weir apply, cold"}
 		baseFresh   = &series{name: "base: weir apply, fresh state"}
 		baseCached  = &series{name: "base: weir apply, all cached"}
@@ -138,6 +143,23 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 		}
 		if err := timed(fresh, dir, weir, applyArgs...); err != nil {
 			return err
+		}
+		if plugin {
+			// The same applies with the local backend out of process:
+			// every step crosses the plugin protocol.
+			env := append(os.Environ(), "WEIR_BUILTIN_BACKENDS=plugin")
+			if err := timedIn(plugPlan, dir, env, weir, "plan", dir); err != nil {
+				return err
+			}
+			if err := timedIn(plugCached, dir, env, weir, applyArgs...); err != nil {
+				return err
+			}
+			if err := freshState(dir); err != nil {
+				return err
+			}
+			if err := timedIn(plugFresh, dir, env, weir, applyArgs...); err != nil {
+				return err
+			}
 		}
 		if base != "" {
 			if err := os.RemoveAll(filepath.Join(dir, ".weir")); err != nil {
@@ -193,6 +215,12 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 	row(plan, "1.00x")
 	row(cached, ratio(cached.median().wall, pl))
 	row(replace, ratio(replace.median().wall, pl))
+	if plugin {
+		fmt.Println()
+		row(plugFresh, ratio(plugFresh.median().wall, fresh.median().wall))
+		row(plugCached, ratio(plugCached.median().wall, cached.median().wall))
+		row(plugPlan, ratio(plugPlan.median().wall, pl))
+	}
 	if base != "" {
 		bpl := basePlan.median().wall
 		row(basePlan, "1.00x")
@@ -201,6 +229,9 @@ func run(weir, base string, n, w, runs, par int, dir string) error {
 	}
 	fmt.Println()
 	fmt.Printf("ratios: cold and fresh-state apply vs make -j%d; cached apply vs plan (medians)\n", par)
+	if plugin {
+		fmt.Printf("        plugin rows vs the same command in-process\n")
+	}
 	fmt.Printf("weir's overhead per step (cold apply - make) / n: %s\n", perStep(cold.median().wall-mk, n))
 	fmt.Printf("  of which planning (cold apply - executor):        %s\n", perStep(cold.median().wall-cold.median().exec, n))
 	fmt.Printf("  executor alone (executor - make):                 %s\n", perStep(cold.median().exec-mk, n))
@@ -229,8 +260,13 @@ var execTime = regexp.MustCompile(`Apply complete: .* in ([0-9.]+[a-zµ]+)\. Run
 // timed runs a command and adds its wall and CPU time to s. The command's
 // output is kept only to read weir's executor time and to show on failure.
 func timed(s *series, dir, name string, args ...string) error {
+	return timedIn(s, dir, nil, name, args...)
+}
+
+// timedIn is timed with the environment env (nil: this process's).
+func timedIn(s *series, dir string, env []string, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
+	cmd.Dir, cmd.Env = dir, env
 	out, err := os.CreateTemp("", "measure-out-")
 	if err != nil {
 		return err
