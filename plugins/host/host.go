@@ -486,43 +486,56 @@ func (p *Plugin) Lower(ctx context.Context, s *schema.Step) (json.RawMessage, er
 
 // lowerBatchBytes bounds the steps of one LowerSteps call: a gRPC server
 // refuses requests over 4 MiB unless told otherwise (go-plugin's client
-// takes answers of any size).
-const lowerBatchBytes = 1 << 20
+// takes answers of any size). Up to lowerCalls calls are in flight, so
+// that encoding, decoding and lowering overlap in both processes.
+const (
+	lowerBatchBytes = 1 << 20
+	lowerCalls      = 4
+)
 
 // LowerSteps asks the plugin to lower steps, as many in one call as
 // lowerBatchBytes allows; a plugin without LowerSteps gets a Lower call
 // for each step.
 func (p *Plugin) LowerSteps(ctx context.Context, steps []*schema.Step) ([]json.RawMessage, []error) {
 	tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
-	fail := func(from int, err error) {
-		for i := from; i < len(steps); i++ {
+	fail := func(err error) ([]json.RawMessage, []error) {
+		for i := range errs {
 			errs[i] = err
 		}
+		return tasks, errs
 	}
 	pr, err := p.process(ctx)
 	if err != nil {
-		fail(0, err)
-		return tasks, errs
+		return fail(err)
 	}
 	enc := make([][]byte, len(steps))
-	for i, s := range steps {
-		if enc[i], err = wire.Step(s); err != nil {
-			fail(0, fmt.Errorf("encoding %s: %v", s.Address, err))
-			return tasks, errs
+	wire.Each(len(steps), func(i int) { enc[i], errs[i] = wire.Step(steps[i]) })
+	for i, err := range errs {
+		if err != nil {
+			return fail(fmt.Errorf("encoding %s: %v", steps[i].Address, err))
 		}
 	}
+	var wg sync.WaitGroup
+	calls := make(chan struct{}, lowerCalls)
 	for start := 0; start < len(steps); {
 		end, size := start, 0
 		for end < len(steps) && (end == start || size+len(enc[end]) <= lowerBatchBytes) {
 			size += len(enc[end])
 			end++
 		}
-		if err := p.lowerBatch(ctx, pr, steps[start:end], enc[start:end], tasks[start:end], errs[start:end]); err != nil {
-			fail(start, err)
-			return tasks, errs
-		}
+		calls <- struct{}{}
+		from := start
+		wg.Go(func() {
+			defer func() { <-calls }()
+			if err := p.lowerBatch(ctx, pr, steps[from:end], enc[from:end], tasks[from:end], errs[from:end]); err != nil {
+				for i := from; i < end; i++ {
+					errs[i] = err
+				}
+			}
+		})
 		start = end
 	}
+	wg.Wait()
 	return tasks, errs
 }
 

@@ -188,42 +188,53 @@ func (s *Server) Lower(ctx context.Context, req *pb.LowerRequest) (*pb.LowerResp
 }
 
 // LowerSteps implements the protocol: each step is answered as Lower
-// would, by the backend's LowerSteps when it has one.
+// would, by the backend's LowerSteps when it has one. The steps are
+// decoded (and lowered one by one) on every processor.
 func (s *Server) LowerSteps(ctx context.Context, req *pb.LowerStepsRequest) (*pb.LowerStepsResponse, error) {
 	s.cfg.RLock()
 	defer s.cfg.RUnlock()
-	out := make([]*pb.Lowered, len(req.StepsJson))
-	var steps []*schema.Step
-	var at []int // steps[j] is the request's at[j]
-	for i, b := range req.StepsJson {
-		step, err := wire.StepFrom(b)
+	n := len(req.StepsJson)
+	out := make([]*pb.Lowered, n)
+	steps := make([]*schema.Step, n)
+	sl, batch := s.b.(backend.StepsLowerer)
+	wire.Each(n, func(i int) {
+		step, err := wire.StepFrom(req.StepsJson[i])
 		if err != nil {
 			out[i] = &pb.Lowered{Error: wire.TaskError(&wire.Invalid{Err: fmt.Errorf("decoding the step: %v", err)})}
-			continue
+			return
 		}
-		steps, at = append(steps, step), append(at, i)
-	}
-	var tasks []json.RawMessage
-	var errs []error
-	if sl, ok := s.b.(backend.StepsLowerer); ok {
-		tasks, errs = sl.LowerSteps(ctx, steps)
-		if len(tasks) != len(steps) || len(errs) != len(steps) {
-			return nil, status.Errorf(codes.Internal, "the backend answered %d steps with %d tasks and %d errors", len(steps), len(tasks), len(errs))
+		steps[i] = step
+		if !batch {
+			t, err := s.b.Lower(ctx, step)
+			out[i] = answer(step, t, err)
 		}
-	} else {
-		tasks, errs = make([]json.RawMessage, len(steps)), make([]error, len(steps))
-		for j, step := range steps {
-			tasks[j], errs[j] = s.b.Lower(ctx, step)
+	})
+	if batch {
+		var decoded []*schema.Step
+		var at []int // decoded[j] is the request's at[j]
+		for i, step := range steps {
+			if step != nil {
+				decoded, at = append(decoded, step), append(at, i)
+			}
 		}
-	}
-	for j, step := range steps {
-		if err := lowered(step, tasks[j], errs[j]); err != nil {
-			out[at[j]] = &pb.Lowered{Error: wire.TaskError(err)}
-		} else {
-			out[at[j]] = &pb.Lowered{TaskJson: tasks[j]}
+		tasks, errs := sl.LowerSteps(ctx, decoded)
+		if len(tasks) != len(decoded) || len(errs) != len(decoded) {
+			return nil, status.Errorf(codes.Internal, "the backend answered %d steps with %d tasks and %d errors", len(decoded), len(tasks), len(errs))
+		}
+		for j, step := range decoded {
+			out[at[j]] = answer(step, tasks[j], errs[j])
 		}
 	}
 	return &pb.LowerStepsResponse{Lowered: out}, nil
+}
+
+// answer is a step's answer in LowerSteps: the task it was lowered to, or
+// the error.
+func answer(step *schema.Step, t json.RawMessage, err error) *pb.Lowered {
+	if err := lowered(step, t, err); err != nil {
+		return &pb.Lowered{Error: wire.TaskError(err)}
+	}
+	return &pb.Lowered{TaskJson: t}
 }
 
 // lowered is the protocol's error for a step the backend lowered to t, or

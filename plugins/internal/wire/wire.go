@@ -8,6 +8,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -247,4 +249,28 @@ func ErrorFrom(err error) error {
 		kind = context.DeadlineExceeded
 	}
 	return &remote{msg: st.Message(), kind: kind}
+}
+
+// Each calls f(i) for every i in [0, n), spread over as many goroutines as
+// there are processors, and returns once every call has; f must be safe to
+// call concurrently. The steps of a big plan are encoded and decoded so.
+func Each(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/64)
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for start := 0; start < n; start += per {
+		end := min(start+per, n)
+		wg.Go(func() {
+			for i := start; i < end; i++ {
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
 }
