@@ -4,7 +4,10 @@
 //	func main() { sdk.Serve(mybackend.New()) }
 //
 // Serve speaks the go-plugin handshake and the protocol of plugins/proto;
-// the package conformance is the test suite a backend must pass. The SDK
+// the package conformance is the test suite a backend must pass. A backend
+// may also implement backend.Configurer (settings from the spec) and
+// backend.StepsLowerer (a plan's steps lowered in one call; without it,
+// LowerSteps calls Lower for each step, on every processor). The SDK
 // imports runtime/backend and schema (the interface and its types), never
 // the executor or the state.
 package sdk
