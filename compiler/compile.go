@@ -63,8 +63,10 @@ func (EmptyState) AliasDigest(string, string) (string, bool)     { return "", fa
 
 // Lowerer turns steps of one backend into its native tasks, shown in the
 // plan: tasks[i] or errs[i] for steps[i]. The lower pass hands it all of a
-// backend's steps at once.
-type Lowerer func(ctx context.Context, backend string, cfg *schema.Backend, steps []*schema.Step) (tasks []json.RawMessage, errs []error)
+// backend's steps at once. err says the backend cannot lower any of them
+// (it cannot be opened: an unknown kind, a plugin that fails to start): it
+// is reported once, at the backend's entry in the spec.
+type Lowerer func(ctx context.Context, backend string, cfg *schema.Backend, steps []*schema.Step) (tasks []json.RawMessage, errs []error, err error)
 
 // Checker looks at where a backend's steps will run before apply (a
 // cluster's namespace, its nodes, what RBAC allows) and returns what would
@@ -313,9 +315,19 @@ func passLower(ctx context.Context, c *compilation) diag.Diagnostics {
 		byBackend[s.Backend] = append(byBackend[s.Backend], s)
 	}
 	failed := map[*schema.Step]error{}
+	var ds diag.Diagnostics
 	for _, name := range order {
 		steps := byBackend[name]
-		tasks, errs := c.opts.Lower(ctx, name, c.res.Plan.Backends[name], steps)
+		tasks, errs, err := c.opts.Lower(ctx, name, c.res.Plan.Backends[name], steps)
+		if err != nil {
+			r := c.res.Load.Sources.Lookup("backends." + name + ".kind")
+			if r == nil {
+				r = steps[0].Source // a backend the spec does not declare
+			}
+			ds = append(ds, diag.Diagnostic{Severity: diag.Error, Code: "lower", Address: "backends." + name, Range: r,
+				Summary: err.Error()})
+			continue
+		}
 		for i, s := range steps {
 			if errs[i] != nil {
 				failed[s] = errs[i]
@@ -324,7 +336,6 @@ func passLower(ctx context.Context, c *compilation) diag.Diagnostics {
 			s.Task = tasks[i]
 		}
 	}
-	var ds diag.Diagnostics
 	for _, s := range c.res.Plan.Steps {
 		if err := failed[s]; err != nil {
 			ds = append(ds, diag.Diagnostic{Severity: diag.Error, Code: "lower", Address: s.Address, Range: s.Source,

@@ -35,7 +35,7 @@ tasks: {
 `)
 	calls := map[string][]string{}
 	refuse := true
-	lower := func(_ context.Context, name string, cfg *schema.Backend, steps []*schema.Step) ([]json.RawMessage, []error) {
+	lower := func(_ context.Context, name string, cfg *schema.Backend, steps []*schema.Step) ([]json.RawMessage, []error, error) {
 		require.NotNil(t, cfg)
 		tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
 		for i, s := range steps {
@@ -46,7 +46,7 @@ tasks: {
 			}
 			tasks[i] = json.RawMessage(fmt.Sprintf(`{"on":%q}`, name))
 		}
-		return tasks, errs
+		return tasks, errs, nil
 	}
 	_, ds := Compile(context.Background(), Options{Dir: dir, Lower: lower})
 	assert.Equal(t, map[string][]string{
@@ -77,4 +77,47 @@ tasks: {
 	assert.Equal(t, `{"on":"b"}`, tasks["tasks.t2"])
 	assert.Equal(t, `{"on":"b"}`, tasks["tasks.t4"])
 	assert.Equal(t, `{"on":"a"}`, tasks["tasks.t5"])
+}
+
+// TestLowerPassBackendFails: a backend that cannot lower any of its steps
+// (its plugin does not start) is one error, at its kind in the spec, not
+// one per step; the other backends' steps are lowered all the same.
+func TestLowerPassBackendFails(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "weir.cue", `project: "lower"
+backends: {
+	a: kind: "local"
+	b: kind: "nomad"
+}
+defaults: backend: "b"
+tasks: {
+	t1: command: ["true", "1"]
+	t2: {command: ["true", "2"], backend: "a"}
+	t3: {command: ["no", "3"], backend: "a"}
+	t4: command: ["true", "4"]
+}
+`)
+	lower := func(_ context.Context, name string, _ *schema.Backend, steps []*schema.Step) ([]json.RawMessage, []error, error) {
+		if name == "b" {
+			return nil, nil, errors.New(`backend b is of kind "nomad", which this weir cannot run`)
+		}
+		tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
+		for i, s := range steps {
+			if s.Run.Command[0] == "no" {
+				errs[i] = errors.New("refused")
+			}
+			tasks[i] = json.RawMessage(`{}`)
+		}
+		return tasks, errs, nil
+	}
+	_, ds := Compile(context.Background(), Options{Dir: dir, Lower: lower})
+	var got []string
+	for _, d := range ds {
+		require.NotNil(t, d.Range, d.Summary)
+		got = append(got, fmt.Sprintf("%s %d:%d: %s", d.Address, d.Range.Start.Line, d.Range.Start.Column, d.Summary))
+	}
+	assert.Equal(t, []string{
+		`backends.b 4:5: backend b is of kind "nomad", which this weir cannot run`,
+		"tasks.t3 10:2: tasks.t3: refused",
+	}, got)
 }

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -495,28 +496,26 @@ const (
 
 // LowerSteps asks the plugin to lower steps, as many in one call as
 // lowerBatchBytes allows; a plugin without LowerSteps gets a Lower call
-// for each step.
-func (p *Plugin) LowerSteps(ctx context.Context, steps []*schema.Step) ([]json.RawMessage, []error) {
-	tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
-	fail := func(err error) ([]json.RawMessage, []error) {
-		for i := range errs {
-			errs[i] = err
-		}
-		return tasks, errs
-	}
+// for each step. The error is a call's that failed as a whole.
+func (p *Plugin) LowerSteps(ctx context.Context, steps []*schema.Step) ([]json.RawMessage, []error, error) {
 	pr, err := p.process(ctx)
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
+	tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
 	enc := make([][]byte, len(steps))
 	wire.Each(len(steps), func(i int) { enc[i], errs[i] = wire.Step(steps[i]) })
 	for i, err := range errs {
 		if err != nil {
-			return fail(fmt.Errorf("encoding %s: %v", steps[i].Address, err))
+			return nil, nil, fmt.Errorf("encoding %s: %v", steps[i].Address, err)
 		}
 	}
-	var wg sync.WaitGroup
-	calls := make(chan struct{}, lowerCalls)
+	var (
+		wg     sync.WaitGroup
+		calls  = make(chan struct{}, lowerCalls)
+		mu     sync.Mutex
+		failed error
+	)
 	for start := 0; start < len(steps); {
 		end, size := start, 0
 		for end < len(steps) && (end == start || size+len(enc[end]) <= lowerBatchBytes) {
@@ -528,15 +527,18 @@ func (p *Plugin) LowerSteps(ctx context.Context, steps []*schema.Step) ([]json.R
 		wg.Go(func() {
 			defer func() { <-calls }()
 			if err := p.lowerBatch(ctx, pr, steps[from:end], enc[from:end], tasks[from:end], errs[from:end]); err != nil {
-				for i := from; i < end; i++ {
-					errs[i] = err
-				}
+				mu.Lock()
+				failed = cmp.Or(failed, err)
+				mu.Unlock()
 			}
 		})
 		start = end
 	}
 	wg.Wait()
-	return tasks, errs
+	if failed != nil {
+		return nil, nil, failed
+	}
+	return tasks, errs, nil
 }
 
 // lowerBatch lowers steps (enc: their JSON) in one LowerSteps call; the

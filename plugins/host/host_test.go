@@ -119,7 +119,8 @@ func TestLowerStepsOverTheProtocol(t *testing.T) {
 				}
 				steps = append(steps, s)
 			}
-			tasks, errs := p.LowerSteps(context.Background(), steps)
+			tasks, errs, err := p.LowerSteps(context.Background(), steps)
+			require.NoError(t, err)
 			require.Len(t, tasks, len(steps))
 			require.Len(t, errs, len(steps))
 			for i, s := range steps {
@@ -148,7 +149,8 @@ func TestLowerStepsBigAnswer(t *testing.T) {
 	for i := range 100 {
 		steps = append(steps, &schema.Step{Address: fmt.Sprintf("tasks.t%d", i), Run: &schema.StepRun{Command: []string{"true"}}})
 	}
-	tasks, errs := p.LowerSteps(context.Background(), steps)
+	tasks, errs, err := p.LowerSteps(context.Background(), steps)
+	require.NoError(t, err)
 	for i, s := range steps {
 		require.NoError(t, errs[i], s.Address)
 		var got struct{ Step, Padding string }

@@ -220,7 +220,10 @@ func (s *Server) LowerSteps(ctx context.Context, req *pb.LowerStepsRequest) (*pb
 				decoded, at = append(decoded, step), append(at, i)
 			}
 		}
-		tasks, errs := sl.LowerSteps(ctx, decoded)
+		tasks, errs, err := sl.LowerSteps(ctx, decoded)
+		if err != nil {
+			return nil, wire.Status(err)
+		}
 		if len(tasks) != len(decoded) || len(errs) != len(decoded) {
 			return nil, status.Errorf(codes.Internal, "the backend answered %d steps with %d tasks and %d errors", len(decoded), len(tasks), len(errs))
 		}

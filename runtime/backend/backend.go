@@ -95,9 +95,10 @@ type ServicePlan struct {
 // StepsLowerer is implemented by backends that lower many steps at once
 // more cheaply than one by one (a plugin: one round trip for a plan's
 // steps). LowerSteps answers each step as Lower would: tasks[i] or errs[i],
-// for steps[i].
+// for steps[i]; or, when the call failed as a whole (a plugin that cannot
+// start, or died), err alone.
 type StepsLowerer interface {
-	LowerSteps(ctx context.Context, steps []*schema.Step) (tasks []json.RawMessage, errs []error)
+	LowerSteps(ctx context.Context, steps []*schema.Step) (tasks []json.RawMessage, errs []error, err error)
 }
 
 // Configurer is implemented by backends that take settings from the spec's

@@ -269,7 +269,10 @@ func (s *suite) lower(t *testing.T) {
 	if sl, ok := s.b.(backend.StepsLowerer); ok {
 		other := *step
 		other.Address, other.Element = "tasks.other", "tasks.other"
-		tasks, errs := sl.LowerSteps(s.ctx(t), []*schema.Step{step, &other, step})
+		tasks, errs, err := sl.LowerSteps(s.ctx(t), []*schema.Step{step, &other, step})
+		if err != nil {
+			t.Fatalf("LowerSteps: %v", err)
+		}
 		if len(tasks) != 3 || len(errs) != 3 {
 			t.Fatalf("LowerSteps of 3 steps: %d tasks and %d errors", len(tasks), len(errs))
 		}

@@ -306,18 +306,17 @@ func (bs *backends) Close() {}
 // go to its Lower, all at once to a backend that can (a plugin: one round
 // trip, not one per step).
 func lowerIn(dir string) compiler.Lowerer {
-	return func(ctx context.Context, name string, cfg *schema.Backend, steps []*schema.Step) ([]json.RawMessage, []error) {
-		tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
+	return func(ctx context.Context, name string, cfg *schema.Backend, steps []*schema.Step) ([]json.RawMessage, []error, error) {
 		r := resolverFor(dir)
 		b, err := r.backend(name, cfg)
 		if err != nil {
-			for i := range errs {
-				errs[i] = err
-			}
-			return tasks, errs
+			return nil, nil, err
 		}
+		tasks, errs := make([]json.RawMessage, len(steps)), make([]error, len(steps))
 		if sl, ok := b.(backend.StepsLowerer); ok {
-			tasks, errs = sl.LowerSteps(ctx, steps)
+			if tasks, errs, err = sl.LowerSteps(ctx, steps); err != nil {
+				return nil, nil, fmt.Errorf("backend %s cannot lower its steps: %v", name, err)
+			}
 		} else {
 			for i, s := range steps {
 				tasks[i], errs[i] = b.Lower(ctx, s)
@@ -332,7 +331,7 @@ func lowerIn(dir string) compiler.Lowerer {
 				errs[i] = fmt.Errorf("backend %s cannot run this step: %v", name, err)
 			}
 		}
-		return tasks, errs
+		return tasks, errs, nil
 	}
 }
 
