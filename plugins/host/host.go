@@ -550,6 +550,9 @@ func (p *Plugin) lowerBatch(ctx context.Context, pr *process, steps []*schema.St
 	if one {
 		for i, s := range steps {
 			tasks[i], errs[i] = p.Lower(ctx, s)
+			if errs[i] != nil && (pr.exited() || ctx.Err() != nil) {
+				return errs[i] // not this step's fault
+			}
 		}
 		return nil
 	}

@@ -141,6 +141,28 @@ func TestLowerStepsOverTheProtocol(t *testing.T) {
 	}
 }
 
+// TestLowerStepsPluginDies: a plugin that dies while it lowers fails the
+// call as a whole, with its exit and the end of its stderr, whether it
+// serves LowerSteps or gets a Lower call per step.
+func TestLowerStepsPluginDies(t *testing.T) {
+	for _, mode := range []string{"lowercrash", "lowercrash-old"} {
+		t.Run(mode, func(t *testing.T) {
+			p := mustOpen(t, mode, host.Options{})
+			var steps []*schema.Step
+			for _, a := range []string{"tasks.a", "tasks.crash", "tasks.b"} {
+				steps = append(steps, &schema.Step{Address: a, Run: &schema.StepRun{Command: []string{"true"}}})
+			}
+			tasks, errs, err := p.LowerSteps(context.Background(), steps)
+			require.Error(t, err)
+			assert.Nil(t, tasks)
+			assert.Nil(t, errs)
+			assert.Contains(t, err.Error(), "exited (exit status 3)")
+			assert.Contains(t, err.Error(), "fatal: out of lowering juice")
+			assert.Equal(t, mode == "lowercrash-old", host.LowersOneByOne(p))
+		})
+	}
+}
+
 // TestLowerStepsBigAnswer: the answer to a LowerSteps call may be more
 // than gRPC's default limit of 4 MiB (100 steps lowered to 100 KB each).
 func TestLowerStepsBigAnswer(t *testing.T) {

@@ -46,6 +46,15 @@ func TestMain(m *testing.M) {
 		sdk.Serve(&instant{})
 	case "fat":
 		sdk.Serve(&fat{Backend: local.New(0)})
+	case "lowercrash":
+		sdk.Serve(&lowerCrash{Backend: local.New(0)})
+	case "lowercrash-old":
+		// The same, built before LowerSteps: Weir calls Lower per step.
+		plugin.Serve(&plugin.ServeConfig{
+			HandshakeConfig:  sdk.Handshake(),
+			VersionedPlugins: map[int]plugin.PluginSet{1: {pb.PluginName: &serverOnly{b: &lowerCrash{Backend: local.New(0)}, mode: "notasks"}}},
+			GRPCServer:       plugin.DefaultGRPCServer,
+		})
 	case "describe-v2":
 		sdk.Serve(&lying{Backend: local.New(0)})
 	case "cookie":
@@ -201,6 +210,17 @@ type fat struct{ *local.Backend }
 
 func (*fat) Lower(_ context.Context, s *schema.Step) (json.RawMessage, error) {
 	return json.Marshal(map[string]string{"step": s.Address, "padding": strings.Repeat("x", 100<<10)})
+}
+
+// lowerCrash dies when asked to lower a step whose address holds "crash".
+type lowerCrash struct{ *local.Backend }
+
+func (l *lowerCrash) Lower(ctx context.Context, s *schema.Step) (json.RawMessage, error) {
+	if strings.Contains(s.Address, "crash") {
+		fmt.Fprintln(os.NewFile(2, "stderr"), "fatal: out of lowering juice")
+		os.Exit(3)
+	}
+	return l.Backend.Lower(ctx, s)
 }
 
 // lying says it speaks protocol version 2 once the handshake is done.
