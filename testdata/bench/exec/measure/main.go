@@ -103,6 +103,7 @@ func run(weir, base string, n, w, runs, par int, dir string, plugin bool) error 
 		fresh   = &series{name: "weir apply, fresh state, evaluation cached"}
 		spawn1  = &series{name: "spawn loop, 1 at a time"}
 		spawn2  = &series{name: fmt.Sprintf("spawn loop, %d at a time", par)}
+		spawnX  = &series{name: fmt.Sprintf("os/exec loop, %d at a time", par)}
 		cached  = &series{name: "weir apply, all cached (nothing to run)"}
 		plan    = &series{name: "weir plan, all cached"}
 		replace = &series{name: fmt.Sprintf("weir apply -replace %s (%d reused)", first, n-2)}
@@ -184,8 +185,9 @@ func run(weir, base string, n, w, runs, par int, dir string, plugin bool) error 
 				return err
 			}
 		}
-		spawn1.samples = append(spawn1.samples, spawnLoop(n, 1))
-		spawn2.samples = append(spawn2.samples, spawnLoop(n, par))
+		spawn1.samples = append(spawn1.samples, spawnLoop(n, 1, false))
+		spawn2.samples = append(spawn2.samples, spawnLoop(n, par, false))
+		spawnX.samples = append(spawnX.samples, spawnLoop(n, par, true))
 	}
 
 	mk := makeS.median().wall
@@ -210,6 +212,7 @@ func run(weir, base string, n, w, runs, par int, dir string, plugin bool) error 
 	}
 	row(spawn1, ratio(spawn1.median().wall, mk))
 	row(spawn2, ratio(spawn2.median().wall, mk))
+	row(spawnX, ratio(spawnX.median().wall, mk))
 	fmt.Println()
 	pl := plan.median().wall
 	row(plan, "1.00x")
@@ -311,9 +314,12 @@ func freshState(dir string) error {
 }
 
 // spawnLoop starts `true <i>` n times, par at a time, each waited for, with
-// stdin and stdout on /dev/null: the cost of the processes alone.
-func spawnLoop(n, par int) sample {
-	devnull, _ := os.Open(os.DevNull)
+// stdin and stdout on /dev/null: the cost of the processes alone. It starts
+// them as the local backend does (syscall.ForkExec in a new process group,
+// then wait4 on the process's ID), or with osExec through os/exec, whose
+// handle and checks cost about a tenth more here.
+func spawnLoop(n, par int, osExec bool) sample {
+	devnull, _ := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	defer devnull.Close()
 	truePath, err := exec.LookPath("true")
 	if err != nil {
@@ -336,10 +342,27 @@ func spawnLoop(n, par int) sample {
 				if i >= n {
 					return
 				}
-				cmd := exec.Command(truePath, strconv.Itoa(i))
-				cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
-				if err := cmd.Run(); err != nil {
+				if osExec {
+					cmd := exec.Command(truePath, strconv.Itoa(i))
+					cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
+					if err := cmd.Run(); err != nil {
+						panic(err)
+					}
+					continue
+				}
+				fd := devnull.Fd()
+				pid, err := syscall.ForkExec(truePath, []string{truePath, strconv.Itoa(i)}, &syscall.ProcAttr{
+					Files: []uintptr{fd, fd, fd},
+					Sys:   &syscall.SysProcAttr{Setpgid: true},
+				})
+				if err != nil {
 					panic(err)
+				}
+				var ws syscall.WaitStatus
+				for {
+					if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+						break
+					}
 				}
 			}
 		}()
