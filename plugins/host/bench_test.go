@@ -160,7 +160,7 @@ func noopPlan(n, w int) *schema.Plan {
 func timeApply(b testing.TB, plan *schema.Plan, be backend.Interface) time.Duration {
 	p := newProject(b)
 	start := time.Now()
-	rep, err := p.apply(b, plan, map[string]backend.Interface{"local": be}, 2, false)
+	rep, err := p.apply(b, plan, map[string]backend.Interface{"local": be}, speedParallelism(), false)
 	d := time.Since(start)
 	require.NoError(b, err)
 	if rep.Counts[state.StatusSucceeded] != len(plan.Steps) {
@@ -232,6 +232,17 @@ func cpuTime(pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * 10 * time.Millisecond
+}
+
+// speedParallelism is how many steps the speed benchmarks run at a time:
+// WEIR_SPEED_PARALLELISM, default 2 (the setting, as many as this
+// machine has cores). Fewer than the cores shows the protocol's cost on a
+// machine with a core to spare for it.
+func speedParallelism() int {
+	if n, err := strconv.Atoi(os.Getenv("WEIR_SPEED_PARALLELISM")); err == nil && n > 0 {
+		return n
+	}
+	return 2
 }
 
 // TestSpeed applies 1,000 no-op steps in-process and through the plugin,
