@@ -42,6 +42,7 @@ bench: build
 	echo; echo "== plugins/host: 1,000 no-op steps through the local backend as a plugin against in-process (goal: ratio <= 1.2), and the floor: the same spawns through a bare Go process"; \
 	$(GO) test ./plugins/host -run '^$$' -bench 'Noop1000|Floor' -benchtime 3x || status=1; \
 	$(GO) test ./plugins/host -run '^$$' -bench RoundTrip -benchtime 2000x || status=1; \
+	$(GO) test ./plugins/host -run '^$$' -bench Exchange -benchtime 20000x || status=1; \
 	echo; echo "== testdata/bench/run-docker.sh: the docker backend against docker run"; \
 	if docker info >/dev/null 2>&1; then ./testdata/bench/run-docker.sh || status=1; \
 	else echo "skipped: no Docker Engine answers (docker info)"; fi; \

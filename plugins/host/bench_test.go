@@ -33,12 +33,17 @@ import (
 //     in-process and over the protocol: the protocol's own cost per step.
 //   - BenchmarkFloor: the same spawns with nothing of Weir's, in-process and
 //     through a bare Go process: the floor under any plugin's cost here.
+//   - BenchmarkExchange: one byte to a bare Go process and back, read where
+//     it is written, and handed to another goroutine on both sides as the
+//     protocol does (a reader per stream, a goroutine per task): what this
+//     machine charges for the round trip and for each handoff.
 //
 // Run them (make bench does) with
 //
 //	go test ./plugins/host -run '^$' -bench Noop1000 -benchtime 3x
 //	go test ./plugins/host -run '^$' -bench RoundTrip -benchtime 2000x
 //	go test ./plugins/host -run '^$' -bench Floor -benchtime 5x
+//	go test ./plugins/host -run '^$' -bench Exchange -benchtime 20000x
 //
 // (the CPU time comes from /proc in ticks of 10 ms: a few round trips
 // read as none).
@@ -100,6 +105,95 @@ func BenchmarkFloor(b *testing.B) {
 	b.ReportMetric(perIn, "µs/step-in-process")
 	b.ReportMetric(perOut, "µs/step-other-process")
 	b.ReportMetric(perOut-perIn, "µs/step-overhead")
+}
+
+// BenchmarkExchange sends one byte to a bare Go process, which sends it
+// back, one exchange at a time: "direct" reads each reply in the goroutine
+// that wrote the request, and the other process answers in the goroutine
+// that read it; "handoff" passes each message from the goroutine that reads
+// it to another, on both sides, as Weir's Tasks stream does (the host's
+// reader wakes the task's watcher, the plugin's reader starts a goroutine
+// for the task). The difference is what two goroutine handoffs cost here,
+// in time and in both processes' CPU.
+func BenchmarkExchange(b *testing.B) {
+	for _, mode := range []string{"direct", "handoff"} {
+		b.Run(mode, func(b *testing.B) {
+			helper := "echo"
+			if mode == "handoff" {
+				helper = "echo-handoff"
+			}
+			self, err := os.Executable()
+			require.NoError(b, err)
+			sock := filepath.Join(b.TempDir(), "echo.sock")
+			cmd := osexec.Command(self)
+			cmd.Env = append(os.Environ(), pluginEnv+"="+helper, "WEIR_FLOOR_SOCKET="+sock)
+			require.NoError(b, cmd.Start())
+			b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			var c net.Conn
+			require.Eventually(b, func() bool {
+				c, err = net.Dial("unix", sock)
+				return err == nil
+			}, 10*time.Second, 10*time.Millisecond)
+			defer c.Close()
+			replies := make(chan error, 1)
+			if mode == "handoff" {
+				go func() {
+					buf := []byte{0}
+					for {
+						_, err := c.Read(buf)
+						replies <- err
+						if err != nil {
+							return
+						}
+					}
+				}()
+			}
+			buf := []byte{1}
+			cpu0 := cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid)
+			for b.Loop() {
+				if _, err := c.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if mode == "handoff" {
+					err = <-replies
+				} else {
+					_, err = c.Read(buf)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu := cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid) - cpu0
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/exchange")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/exchange")
+		})
+	}
+}
+
+// serveEcho is BenchmarkExchange's other process: it sends back each byte
+// it reads, from the reading goroutine, or with handoff from a goroutine
+// started for it.
+func serveEcho(sock string, handoff bool) {
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		return
+	}
+	buf := []byte{0}
+	for {
+		if _, err := c.Read(buf); err != nil {
+			return
+		}
+		if !handoff {
+			c.Write(buf)
+			continue
+		}
+		go c.Write([]byte{buf[0]})
+	}
 }
 
 // spawnTrue runs `true` and waits for it.

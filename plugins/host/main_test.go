@@ -36,6 +36,8 @@ func TestMain(m *testing.M) {
 		sdk.Serve(local.New(0))
 	case "floor":
 		serveFloor(os.Getenv("WEIR_FLOOR_SOCKET"))
+	case "echo", "echo-handoff":
+		serveEcho(os.Getenv("WEIR_FLOOR_SOCKET"), mode == "echo-handoff")
 	case "crash":
 		sdk.Serve(&crashing{Backend: local.New(0)})
 	case "hang":
