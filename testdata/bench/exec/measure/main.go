@@ -249,6 +249,19 @@ func run(weir, base string, n, w, runs, par int, dir string, plugin bool) error 
 		fmt.Printf("base: CPU per step beyond make's:                   %s\n", perStep(baseFresh.median().cpu-makeS.median().cpu, n))
 	}
 	fmt.Printf("spawn cost per process, 1 at a time:                %s\n", perStep(spawn1.median().wall, n))
+	// Round by round, with each run's context switches per step: a calm
+	// run (about 5) takes about make's time, a stormy one (8 and more)
+	// longer; the medians above mix the two (see ../../README.md, "Calm
+	// and stormy runs").
+	fmt.Println()
+	fmt.Println("round by round, ratio to make -j" + p + " in the same round (context switches per step):")
+	for _, s := range []*series{cold, fresh} {
+		fmt.Printf("  %-44s", s.name)
+		for i, x := range s.samples {
+			fmt.Printf(" %.2fx (%.1f)", float64(x.wall)/float64(makeS.samples[i].wall), float64(x.switches)/float64(n))
+		}
+		fmt.Println()
+	}
 	return nil
 }
 
