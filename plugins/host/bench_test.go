@@ -56,22 +56,8 @@ import (
 // µs/step-overhead is the floor under BenchmarkNoop1000's.
 func BenchmarkFloor(b *testing.B) {
 	const n = 500
-	self, err := os.Executable()
-	require.NoError(b, err)
-	sock := filepath.Join(b.TempDir(), "floor.sock")
-	cmd := osexec.Command(self)
-	cmd.Env = append(os.Environ(), pluginEnv+"=floor", "WEIR_FLOOR_SOCKET="+sock)
-	require.NoError(b, cmd.Start())
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var conns [2]net.Conn
-	require.Eventually(b, func() bool {
-		for i := range conns {
-			if conns[i], err = net.Dial("unix", sock); err != nil {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second, 10*time.Millisecond)
+	_, dial := startBare(b, "floor")
+	conns := [2]net.Conn{dial(), dial()}
 	both := func(step func(w int)) time.Duration {
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -122,19 +108,10 @@ func BenchmarkExchange(b *testing.B) {
 			if mode == "handoff" {
 				helper = "echo-handoff"
 			}
-			self, err := os.Executable()
-			require.NoError(b, err)
-			sock := filepath.Join(b.TempDir(), "echo.sock")
-			cmd := osexec.Command(self)
-			cmd.Env = append(os.Environ(), pluginEnv+"="+helper, "WEIR_FLOOR_SOCKET="+sock)
-			require.NoError(b, cmd.Start())
-			b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-			var c net.Conn
-			require.Eventually(b, func() bool {
-				c, err = net.Dial("unix", sock)
-				return err == nil
-			}, 10*time.Second, 10*time.Millisecond)
+			pid, dial := startBare(b, helper)
+			c := dial()
 			defer c.Close()
+			var err error
 			replies := make(chan error, 1)
 			if mode == "handoff" {
 				go func() {
@@ -149,7 +126,7 @@ func BenchmarkExchange(b *testing.B) {
 				}()
 			}
 			buf := []byte{1}
-			cpu0 := cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid)
+			cpu0 := cpuTime(os.Getpid()) + cpuTime(pid)
 			for b.Loop() {
 				if _, err := c.Write(buf); err != nil {
 					b.Fatal(err)
@@ -163,7 +140,7 @@ func BenchmarkExchange(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			cpu := cpuTime(os.Getpid()) + cpuTime(cmd.Process.Pid) - cpu0
+			cpu := cpuTime(os.Getpid()) + cpuTime(pid) - cpu0
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/exchange")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/exchange")
 		})
@@ -193,6 +170,28 @@ func serveEcho(sock string, handoff bool) {
 			continue
 		}
 		go c.Write([]byte{buf[0]})
+	}
+}
+
+// startBare starts this test binary as the bare Go process of mode
+// (serveFloor or serveEcho), killed when b ends, and returns its process ID
+// and a function that connects to it.
+func startBare(b *testing.B, mode string) (int, func() net.Conn) {
+	self, err := os.Executable()
+	require.NoError(b, err)
+	sock := filepath.Join(b.TempDir(), "bare.sock")
+	cmd := osexec.Command(self)
+	cmd.Env = append(os.Environ(), pluginEnv+"="+mode, "WEIR_FLOOR_SOCKET="+sock)
+	require.NoError(b, cmd.Start())
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid, func() net.Conn {
+		var c net.Conn
+		require.Eventually(b, func() bool {
+			var err error
+			c, err = net.Dial("unix", sock)
+			return err == nil
+		}, 10*time.Second, 10*time.Millisecond)
+		return c
 	}
 }
 
