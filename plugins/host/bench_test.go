@@ -22,7 +22,7 @@ import (
 	"weir.dev/weir/schema"
 )
 
-// The protocol's cost, measured two ways:
+// The protocol's cost, measured four ways:
 //
 //   - BenchmarkNoop1000: 1,000 no-op steps (`true <i>`, a DAG of width 100,
 //     2 at a time, a real state file and artifact store) applied through the
@@ -31,8 +31,9 @@ import (
 //     ratio (the goal is at most 1.2) and the difference per step.
 //   - BenchmarkRoundTrip: Submit and Watch of a task that ends at once,
 //     in-process and over the protocol: the protocol's own cost per step.
-//   - BenchmarkFloor: the same spawns with nothing of Weir's, in-process and
-//     through a bare Go process: the floor under any plugin's cost here.
+//   - BenchmarkFloor: the same spawns with nothing of Weir's (or only its
+//     local backend), in-process and through a bare Go process, in three
+//     ways: the floor under any plugin's cost here.
 //   - BenchmarkExchange: one byte to a bare Go process and back, read where
 //     it is written, and handed to another goroutine on both sides as the
 //     protocol does (a reader per stream, a goroutine per task): what this
@@ -49,14 +50,27 @@ import (
 // read as none).
 
 // BenchmarkFloor measures the least that running steps in another Go
-// process costs on this machine, with nothing of Weir's: 2 goroutines
-// spawning `true` and waiting for it, in this process, against the same
-// goroutines each asking a bare Go process over a Unix socket to do it
-// (one byte each way per step, a goroutine per request there). Its
-// µs/step-overhead is the floor under BenchmarkNoop1000's.
+// process costs on this machine, with nothing of Weir's but, in one mode,
+// its local backend: 2 goroutines running `true` and waiting for it, in
+// this process, against the same goroutines each asking a bare Go process
+// over a Unix socket to do it (one byte each way per step). The bare
+// process runs it with os/exec in a goroutine started for each request
+// ("handoff", as a plugin serving a stream of tasks does), with os/exec in
+// the goroutine that read it ("direct": one connection per spawner, no
+// goroutine handoff at all), or with the local backend's Submit and Watch
+// in the goroutine that read it ("backend", and this process runs it on
+// the local backend too). Their µs/step-overhead and ratio are the floor
+// under BenchmarkNoop1000's and TestSpeed's.
 func BenchmarkFloor(b *testing.B) {
+	for _, mode := range []string{"handoff", "direct", "backend"} {
+		b.Run(mode, func(b *testing.B) { floor(b, mode) })
+	}
+}
+
+func floor(b *testing.B, mode string) {
 	const n = 500
-	_, dial := startBare(b, "floor")
+	helper := "floor-" + mode
+	_, dial := startBare(b, helper)
 	conns := [2]net.Conn{dial(), dial()}
 	both := func(step func(w int)) time.Duration {
 		start := time.Now()
@@ -72,6 +86,10 @@ func BenchmarkFloor(b *testing.B) {
 		return time.Since(start)
 	}
 	in := func(int) { spawnTrue() }
+	if mode == "backend" {
+		be, dir := local.New(0), b.TempDir()
+		in = func(int) { runTrue(be, dir) }
+	}
 	out := func(w int) {
 		buf := []byte{1}
 		if _, err := conns[w].Write(buf); err != nil {
@@ -91,6 +109,7 @@ func BenchmarkFloor(b *testing.B) {
 	b.ReportMetric(perIn, "µs/step-in-process")
 	b.ReportMetric(perOut, "µs/step-other-process")
 	b.ReportMetric(perOut-perIn, "µs/step-overhead")
+	b.ReportMetric(perOut/perIn, "ratio")
 }
 
 // BenchmarkExchange sends one byte to a bare Go process, which sends it
@@ -202,9 +221,13 @@ func spawnTrue() {
 	cmd.Run()
 }
 
-// serveFloor is BenchmarkFloor's other process: for each byte read, spawn
-// `true`, wait, write the byte back.
-func serveFloor(sock string) {
+// serveFloor is BenchmarkFloor's other process: for each byte read, run
+// `true`, wait, write the byte back: in a goroutine started for the
+// request ("handoff"), in the goroutine that read it ("direct"), or there
+// on the local backend ("backend").
+func serveFloor(sock string, mode string) {
+	be := local.New(0)
+	dir := filepath.Dir(sock) // the benchmark's, removed with it
 	l, err := net.Listen("unix", sock)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -222,14 +245,36 @@ func serveFloor(sock string) {
 				if _, err := c.Read(buf); err != nil {
 					return
 				}
-				go func() {
+				switch mode {
+				case "direct":
 					spawnTrue()
-					mu.Lock()
 					c.Write(buf)
-					mu.Unlock()
-				}()
+				case "backend":
+					runTrue(be, dir)
+					c.Write(buf)
+				default:
+					go func() {
+						spawnTrue()
+						mu.Lock()
+						c.Write(buf)
+						mu.Unlock()
+					}()
+				}
 			}
 		}()
+	}
+}
+
+// runTrue runs `true` on the local backend, in dir, and watches it to its
+// end.
+func runTrue(be *local.Backend, dir string) {
+	ctx := context.Background()
+	id, err := be.Submit(ctx, &backend.Task{Argv: []string{"true"}, Dir: dir, WorkDir: dir, Env: map[string]string{"PATH": "/usr/bin:/bin"}})
+	if err == nil {
+		_, err = be.Watch(ctx, id, nil)
+	}
+	if err != nil {
+		panic(err)
 	}
 }
 

@@ -34,8 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	case "local":
 		sdk.Serve(local.New(0))
-	case "floor":
-		serveFloor(os.Getenv("WEIR_FLOOR_SOCKET"))
+	case "floor-handoff", "floor-direct", "floor-backend":
+		serveFloor(os.Getenv("WEIR_FLOOR_SOCKET"), strings.TrimPrefix(mode, "floor-"))
 	case "echo", "echo-handoff":
 		serveEcho(os.Getenv("WEIR_FLOOR_SOCKET"), mode == "echo-handoff")
 	case "crash":
