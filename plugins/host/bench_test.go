@@ -69,8 +69,7 @@ func BenchmarkFloor(b *testing.B) {
 
 func floor(b *testing.B, mode string) {
 	const n = 500
-	helper := "floor-" + mode
-	_, dial := startBare(b, helper)
+	_, dial := startBare(b, "floor-"+mode)
 	conns := [2]net.Conn{dial(), dial()}
 	both := func(step func(w int)) time.Duration {
 		start := time.Now()
@@ -88,7 +87,11 @@ func floor(b *testing.B, mode string) {
 	in := func(int) { spawnTrue() }
 	if mode == "backend" {
 		be, dir := local.New(0), b.TempDir()
-		in = func(int) { runTrue(be, dir) }
+		in = func(int) {
+			if err := runTrue(be, dir); err != nil {
+				b.Error(err)
+			}
+		}
 	}
 	out := func(w int) {
 		buf := []byte{1}
@@ -250,7 +253,11 @@ func serveFloor(sock string, mode string) {
 					spawnTrue()
 					c.Write(buf)
 				case "backend":
-					runTrue(be, dir)
+					if err := runTrue(be, dir); err != nil {
+						fmt.Fprintln(os.Stderr, err)
+						c.Close() // the benchmark's read fails
+						return
+					}
 					c.Write(buf)
 				default:
 					go func() {
@@ -267,15 +274,17 @@ func serveFloor(sock string, mode string) {
 
 // runTrue runs `true` on the local backend, in dir, and watches it to its
 // end.
-func runTrue(be *local.Backend, dir string) {
+func runTrue(be *local.Backend, dir string) error {
 	ctx := context.Background()
 	id, err := be.Submit(ctx, &backend.Task{Argv: []string{"true"}, Dir: dir, WorkDir: dir, Env: map[string]string{"PATH": "/usr/bin:/bin"}})
-	if err == nil {
-		_, err = be.Watch(ctx, id, nil)
-	}
 	if err != nil {
-		panic(err)
+		return err
 	}
+	res, err := be.Watch(ctx, id, nil)
+	if err == nil && res.State != backend.StateSucceeded {
+		err = fmt.Errorf("true: %s", res.Message)
+	}
+	return err
 }
 
 // noopPlan is n steps `true <i>`, step i needing step i-w.
