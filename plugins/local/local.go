@@ -134,7 +134,7 @@ func (b *Backend) Submit(ctx context.Context, t *backend.Task) (string, error) {
 	p := &proc{pid: pid, start: time.Now(), out: newOutput(pr, t.LogPath), done: make(chan struct{})}
 	go p.out.copy()
 	go func() {
-		status, err := wait(pid)
+		status, err := waitExit(pid)
 		alive := groupAlive(pid)
 		p.mu.Lock()
 		p.result = resultOf(status, err, p.cancelled, time.Since(p.start))

@@ -9,6 +9,10 @@ import (
 
 func setPdeathsig(a *syscall.SysProcAttr) {}
 
+// waitExit waits for the process pid, a child of this process, to end
+// and collects it.
+func waitExit(pid int) (syscall.WaitStatus, error) { return wait(pid) }
+
 // outputPipe makes the pipe a task's output goes through: its read end
 // on the poller, its write end a plain descriptor for the process, which
 // the caller closes once the process has it.
